@@ -1,0 +1,70 @@
+"""loopml: the machine-learning lifecycle as one closed loop.
+
+Importing this module does no I/O and no heavy imports; stores open on first use.
+"""
+
+from loopml._version import __version__
+from loopml.entities import (
+    ArtifactInfo,
+    Experiment,
+    Metric,
+    PagedList,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+)
+from loopml.errors import LoopmlError
+from loopml.tracking.client import Client
+from loopml.tracking.fluent import (
+    ActiveRun,
+    active_run,
+    end_run,
+    flush,
+    log_artifact,
+    log_artifacts,
+    log_dict,
+    log_figure,
+    log_metric,
+    log_metrics,
+    log_param,
+    log_params,
+    log_text,
+    search_runs,
+    set_tag,
+    set_tags,
+    set_tracking_uri,
+    start_run,
+)
+
+__all__ = [
+    "ActiveRun",
+    "ArtifactInfo",
+    "Client",
+    "Experiment",
+    "LoopmlError",
+    "Metric",
+    "PagedList",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunStatus",
+    "__version__",
+    "active_run",
+    "end_run",
+    "flush",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_figure",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_tag",
+    "set_tags",
+    "set_tracking_uri",
+    "start_run",
+]

@@ -1,0 +1,20 @@
+"""Frozen dataclasses that every layer passes around (no I/O, no SQL, no HTTP)."""
+
+from loopml.entities.artifact import ArtifactInfo
+from loopml.entities.experiment import Experiment, LifecycleStage
+from loopml.entities.metric import Metric
+from loopml.entities.paging import PagedList
+from loopml.entities.run import Run, RunData, RunInfo, RunStatus, SourceInfo
+
+__all__ = [
+    "ArtifactInfo",
+    "Experiment",
+    "LifecycleStage",
+    "Metric",
+    "PagedList",
+    "Run",
+    "RunData",
+    "RunInfo",
+    "RunStatus",
+    "SourceInfo",
+]

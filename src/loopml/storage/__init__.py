@@ -1,0 +1,1 @@
+"""The two stores: metadata (SQL) and blobs (content-addressed bytes over fsspec)."""

@@ -1,0 +1,133 @@
+"""The store interface, one small protocol per resource.
+
+There are two implementations: the direct one (:mod:`loopml.storage.sql`, SQL plus a blob store
+in-process) and, with the tracking server, an HTTP client of the same protocols. Clients only
+ever see these protocols, so user code does not change between the two.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from loopml.entities import (
+    ArtifactInfo,
+    Experiment,
+    LifecycleStage,
+    Metric,
+    PagedList,
+    Run,
+    RunInfo,
+    RunStatus,
+    SourceInfo,
+)
+
+__all__ = [
+    "ArtifactStore",
+    "ExperimentStore",
+    "MetricStore",
+    "RunStore",
+    "TrackingStore",
+]
+
+
+@runtime_checkable
+class ExperimentStore(Protocol):
+    def create_experiment(
+        self, name: str, description: str = "", tags: Mapping[str, str] | None = None
+    ) -> Experiment: ...
+
+    def get_experiment(self, experiment_id: str) -> Experiment: ...
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None: ...
+
+    def list_experiments(self, *, include_archived: bool = False) -> list[Experiment]: ...
+
+    def update_experiment(
+        self,
+        experiment_id: str,
+        *,
+        description: str | None = None,
+        lifecycle_stage: LifecycleStage | None = None,
+    ) -> Experiment: ...
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None: ...
+
+
+@runtime_checkable
+class RunStore(Protocol):
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None = None,
+        start_time: int | None = None,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        source: SourceInfo | None = None,
+        heartbeat: bool = False,
+    ) -> RunInfo: ...
+
+    def get_run(self, run_id: str) -> Run: ...
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+        error: str | None = None,
+    ) -> RunInfo: ...
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None: ...
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+
+    def delete_tag(self, run_id: str, key: str) -> None: ...
+
+    def heartbeat(self, run_ids: Sequence[str]) -> None: ...
+
+    def mark_stale_runs_killed(self, timeout_seconds: float) -> list[str]: ...
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> PagedList[Run]: ...
+
+
+@runtime_checkable
+class MetricStore(Protocol):
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Mapping[str, str] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+
+
+@runtime_checkable
+class ArtifactStore(Protocol):
+    def put_artifact(self, run_id: str, path: str, local_file: str | os.PathLike[str]) -> ArtifactInfo: ...
+
+    def list_artifacts(self, run_id: str, path: str = "", *, recursive: bool = False) -> list[ArtifactInfo]: ...
+
+    def get_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> ArtifactInfo: ...
+
+
+@runtime_checkable
+class TrackingStore(ExperimentStore, RunStore, MetricStore, ArtifactStore, Protocol):
+    """Everything the tracking client needs: the union of the per-resource protocols."""
+
+    @property
+    def uri(self) -> str: ...
+
+    def close(self) -> None: ...

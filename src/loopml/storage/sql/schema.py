@@ -1,0 +1,164 @@
+"""SQLAlchemy Core tables of the metadata store.
+
+The schema in a database is created and upgraded only by the Alembic migrations in
+``migrations/``; this module mirrors it for queries, and a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "artifacts",
+    "events",
+    "experiment_tags",
+    "experiments",
+    "latest_metrics",
+    "metadata",
+    "metrics",
+    "params",
+    "run_tags",
+    "runs",
+]
+
+metadata = MetaData()
+
+#: a 64-bit integer primary key that SQLite still treats as its rowid
+_IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("experiment_id", _IdType, primary_key=True, autoincrement=True),
+    Column("name", String(500), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("lifecycle_stage", String(16), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column(
+        "experiment_id",
+        _IdType,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(500), primary_key=True),
+    Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column(
+        "experiment_id",
+        _IdType,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("run_name", String(500), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger),
+    Column("parent_run_id", String(32)),
+    Column("user_name", String(256)),
+    Column("host", String(256)),
+    Column("entry_point", Text),
+    Column("git_commit", String(64)),
+    Column("git_dirty", Boolean),
+    Column("python_version", String(32)),
+    Column("packages", Text),
+    Column("error", Text),
+    Column("heartbeat_time", BigInteger),
+    Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    Index("ix_runs_parent", "parent_run_id"),
+    Index("ix_runs_status_heartbeat", "status", "heartbeat_time"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(500), primary_key=True),
+    Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(500), primary_key=True),
+    Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+#: full metric history; a NaN is stored as value 0 with is_nan true (SQLite has no NaN)
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(500), primary_key=True),
+    Column("step", BigInteger, primary_key=True),
+    Column("timestamp", BigInteger, primary_key=True),
+    Column("value", Float(precision=53), primary_key=True),
+    Column("is_nan", Boolean, primary_key=True),
+    sqlite_with_rowid=False,
+)
+
+#: the latest point of each metric of each run (largest step, then latest timestamp)
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(500), primary_key=True),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Float(precision=53), nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+    sqlite_with_rowid=False,
+)
+
+#: a run's logical artifact paths mapped to content-addressed blobs
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("digest", String(80), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+#: append-only log of what happened (run created, status changes, experiments archived, ...)
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", _IdType, primary_key=True, autoincrement=True),
+    Column("time", BigInteger, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject_type", String(32), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("actor", String(256)),
+    Column("payload", Text, nullable=False, default="{}"),
+    Index("ix_events_subject", "subject_type", "subject_id"),
+)

@@ -1,0 +1,171 @@
+"""Compile the run-search grammar (:mod:`loopml.storage.search`) to one SQL query.
+
+Each filter clause on a param, tag or metric becomes an inner join on that key (so a run
+without the key does not match), each order-by on one of them a left outer join (runs without
+it sort last). Paging uses an offset carried in an opaque token.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, Table, and_, false, select
+
+from loopml.entities import PagedList, Run
+from loopml.errors import InvalidArgumentError
+from loopml.storage.search import Comparison, OrderBy, parse_filter, parse_order_by
+from loopml.storage.sql.experiments import parse_experiment_id
+from loopml.storage.sql.runs import RunsMixin
+from loopml.storage.sql.schema import latest_metrics, params, run_tags, runs
+
+__all__ = ["SearchMixin"]
+
+MAX_RESULTS = 10_000
+
+_TABLES: dict[str, Table] = {"param": params, "tag": run_tags, "metric": latest_metrics}
+_ATTRIBUTE_COLUMNS = {
+    "run_id": runs.c.run_id,
+    "run_name": runs.c.run_name,
+    "status": runs.c.status,
+    "start_time": runs.c.start_time,
+    "end_time": runs.c.end_time,
+    "user": runs.c.user_name,
+    "experiment_id": runs.c.experiment_id,
+    "parent_run_id": runs.c.parent_run_id,
+    "git_commit": runs.c.git_commit,
+}
+
+
+def _compare(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    if op == "=":
+        return column == value
+    if op == "!=":
+        return column != value
+    if op == "<":
+        return column < value
+    if op == "<=":
+        return column <= value
+    if op == ">":
+        return column > value
+    if op == ">=":
+        return column >= value
+    if op == "LIKE":
+        return column.like(value)
+    if op == "ILIKE":
+        return column.ilike(value)
+    if op == "IN":
+        return column.in_(list(value))
+    if op == "NOT IN":
+        return column.not_in(list(value))
+    raise InvalidArgumentError(f"Unsupported operator {op!r}.", field="filter")  # pragma: no cover
+
+
+def _attribute_condition(clause: Comparison) -> ColumnElement[bool]:
+    column = _ATTRIBUTE_COLUMNS[clause.key]
+    value = clause.value
+    if clause.key == "experiment_id":
+        values = value if isinstance(value, tuple) else (value,)
+        try:
+            converted = tuple(parse_experiment_id(v) for v in values)
+        except InvalidArgumentError:
+            return false()
+        value = converted if isinstance(value, tuple) else converted[0]
+    return _compare(column, clause.op, value)
+
+
+def _metric_condition(table: Any, clause: Comparison) -> ColumnElement[bool]:
+    condition = _compare(table.c.value, clause.op, float(clause.value))  # type: ignore[arg-type]
+    if clause.op == "!=":
+        return table.c.is_nan | condition
+    return ~table.c.is_nan & condition
+
+
+def _encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _decode_token(token: str | None) -> int:
+    if token is None or token == "":
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+        if isinstance(offset, int) and offset >= 0:
+            return offset
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass
+    raise InvalidArgumentError(
+        "The page_token is not valid; pass the next_page_token of a previous search unchanged.",
+        field="page_token",
+    )
+
+
+def _apply_filter(query: Select[Any], clauses: list[Comparison]) -> Select[Any]:
+    for index, clause in enumerate(clauses):
+        if clause.kind == "attribute":
+            query = query.where(_attribute_condition(clause))
+            continue
+        table = _TABLES[clause.kind].alias(f"f{index}")
+        if clause.kind == "metric":
+            condition = _metric_condition(table, clause)
+        else:
+            condition = _compare(table.c.value, clause.op, clause.value)
+        on = and_(table.c.run_id == runs.c.run_id, table.c.key == clause.key, condition)
+        query = query.join(table, on)
+    return query
+
+
+def _apply_order(query: Select[Any], orders: list[OrderBy]) -> Select[Any]:
+    terms = []
+    for index, order in enumerate(orders):
+        if order.kind == "attribute":
+            column: Any = _ATTRIBUTE_COLUMNS[order.key]
+        else:
+            table = _TABLES[order.kind].alias(f"o{index}")
+            on = and_(table.c.run_id == runs.c.run_id, table.c.key == order.key)
+            if order.kind == "metric":
+                on = and_(on, ~table.c.is_nan)
+            query = query.outerjoin(table, on)
+            column = table.c.value
+        terms.append(column.asc().nulls_last() if order.ascending else column.desc().nulls_last())
+    terms += [runs.c.start_time.desc(), runs.c.run_id.asc()]
+    return query.order_by(*terms)
+
+
+class SearchMixin(RunsMixin):
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        """Runs of the given experiments matching ``filter_string``, in ``order_by`` order."""
+        if isinstance(experiment_ids, str | int):
+            experiment_ids = [str(experiment_ids)]
+        ids = [parse_experiment_id(e) for e in experiment_ids]
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or not (
+            1 <= max_results <= MAX_RESULTS
+        ):
+            raise InvalidArgumentError(
+                f"max_results must be an integer in [1, {MAX_RESULTS}]. Got {max_results!r}.",
+                field="max_results",
+            )
+        if isinstance(order_by, str):
+            order_by = [order_by]
+        clauses = parse_filter(filter_string)
+        orders = parse_order_by(order_by)
+        offset = _decode_token(page_token)
+        if not ids:
+            return PagedList([], None)
+        query = select(runs).where(runs.c.experiment_id.in_(ids))
+        query = _apply_order(_apply_filter(query, clauses), orders)
+        query = query.limit(max_results + 1).offset(offset)
+        with self._db.read() as conn:
+            rows = list(conn.execute(query))
+            found = self._load_runs(conn, rows[:max_results])
+        more = len(rows) > max_results
+        return PagedList(found, _encode_token(offset + max_results) if more else None)

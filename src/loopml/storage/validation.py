@@ -1,0 +1,182 @@
+"""Checks applied at the store boundary; every message names the field and what was expected."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from loopml.errors import InvalidArgumentError
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "MAX_VALUE_LENGTH",
+    "validate_experiment_name",
+    "validate_key",
+    "validate_metric_value",
+    "validate_run_id",
+    "validate_step",
+    "validate_string_map",
+    "validate_timestamp",
+]
+
+MAX_KEY_LENGTH = 500
+MAX_VALUE_LENGTH = 8000
+MAX_NAME_LENGTH = 500
+_INT64 = 2**63 - 1
+_RUN_ID = re.compile(r"[0-9a-f]{32}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def validate_key(kind: str, key: Any) -> str:
+    """A param, metric or tag key: a non-empty string without control characters."""
+    if not isinstance(key, str):
+        raise InvalidArgumentError(
+            f"The {kind} key must be a string. Got {type(key).__name__} {_short(key)} instead.",
+            field=f"{kind}.key",
+        )
+    if not key or key.strip() != key:
+        raise InvalidArgumentError(
+            f"The {kind} key must be a non-empty string without leading or trailing "
+            f"whitespace. Got {_short(key)} instead.",
+            field=f"{kind}.key",
+        )
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidArgumentError(
+            f"The {kind} key must be at most {MAX_KEY_LENGTH} characters. "
+            f"Got {len(key)} characters instead.",
+            field=f"{kind}.key",
+        )
+    if _CONTROL.search(key):
+        raise InvalidArgumentError(
+            f"The {kind} key must not contain control characters. Got {_short(key)} instead.",
+            field=f"{kind}.key",
+        )
+    return key
+
+
+def validate_string_value(kind: str, key: str, value: Any) -> str:
+    """Param and tag values are strings; numbers and booleans are converted, others refused."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, bool | int | float):
+        text = str(value)
+    else:
+        raise InvalidArgumentError(
+            f"The value of {kind} {key!r} must be a string, number or boolean. "
+            f"Got {type(value).__name__} instead.",
+            field=f"{kind}.{key}",
+        )
+    if len(text) > MAX_VALUE_LENGTH:
+        raise InvalidArgumentError(
+            f"The value of {kind} {key!r} must be at most {MAX_VALUE_LENGTH} characters. "
+            f"Got {len(text)} characters instead.",
+            field=f"{kind}.{key}",
+        )
+    if "\x00" in text:
+        raise InvalidArgumentError(
+            f"The value of {kind} {key!r} must not contain NUL characters.",
+            field=f"{kind}.{key}",
+        )
+    return text
+
+
+def validate_string_map(kind: str, values: Mapping[str, Any] | None) -> dict[str, str]:
+    """Validate a mapping of params or tags, returning the normalised string values."""
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise InvalidArgumentError(
+            f"The {kind}s must be a mapping of key to value. Got {type(values).__name__} instead.",
+            field=f"{kind}s",
+        )
+    return {validate_key(kind, k): validate_string_value(kind, k, v) for k, v in values.items()}
+
+
+def validate_metric_value(key: str, value: Any) -> float:
+    """A metric value: a real number; NaN and ±inf are allowed and stored faithfully."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidArgumentError(
+            f"The value of metric {key!r} must be a number. "
+            f"Got {type(value).__name__} {_short(value)} instead.",
+            field=f"metric.{key}",
+        )
+    try:
+        return float(value)
+    except OverflowError:
+        raise InvalidArgumentError(
+            f"The value of metric {key!r} is too large for a 64-bit float.",
+            field=f"metric.{key}",
+        ) from None
+
+
+def validate_step(key: str, step: Any) -> int:
+    """A metric step: an integer that fits in 64 bits (integral floats are accepted)."""
+    if isinstance(step, float) and step.is_integer():
+        step = int(step)
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InvalidArgumentError(
+            f"The step of metric {key!r} must be an integer. Got {_short(step)} instead.",
+            field=f"metric.{key}.step",
+        )
+    step = int(step)
+    if not -_INT64 <= step <= _INT64:
+        raise InvalidArgumentError(
+            f"The step of metric {key!r} must fit in 64 bits. Got {step} instead.",
+            field=f"metric.{key}.step",
+        )
+    return step
+
+
+def validate_timestamp(field: str, value: Any) -> int:
+    """A timestamp in milliseconds since the epoch."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgumentError(
+            f"The {field} must be milliseconds since the epoch (an integer). "
+            f"Got {_short(value)} instead.",
+            field=field,
+        )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgumentError(f"The {field} must be finite. Got {value}.", field=field)
+    value = int(value)
+    if not 0 <= value <= _INT64:
+        raise InvalidArgumentError(
+            f"The {field} must be a non-negative 64-bit integer. Got {value}.", field=field
+        )
+    return value
+
+
+def validate_run_id(run_id: Any) -> str:
+    if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
+        raise InvalidArgumentError(
+            f"The run_id must be 32 lowercase hexadecimal characters. Got {_short(run_id)} instead.",
+            field="run_id",
+        )
+    return run_id
+
+
+def validate_experiment_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidArgumentError(
+            f"The experiment name must be a non-empty string. Got {_short(name)} instead.",
+            field="name",
+        )
+    if name.strip() != name:
+        raise InvalidArgumentError(
+            f"The experiment name must not start or end with whitespace. Got {_short(name)}.",
+            field="name",
+        )
+    if len(name) > MAX_NAME_LENGTH or _CONTROL.search(name):
+        raise InvalidArgumentError(
+            f"The experiment name must be at most {MAX_NAME_LENGTH} characters without control "
+            f"characters. Got {_short(name)} instead.",
+            field="name",
+        )
+    return name

@@ -1,0 +1,1 @@
+"""Helpers for testing loopml and code built on it (test servers, fixtures' building blocks)."""

@@ -1,0 +1,143 @@
+"""Buffered metric logging: points collect in memory and are written in batches.
+
+One background thread per store writes whatever has collected every ``flush_interval``
+seconds, or sooner once ``flush_max_points`` are waiting. :meth:`MetricBuffer.flush` writes
+everything synchronously; it runs at the end of every run and at interpreter exit, so nothing
+logged is lost on a normal exit or an exception.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import weakref
+from collections import defaultdict
+
+from loopml.entities import Metric
+from loopml.errors import InvalidArgumentError, LoopmlError, NotFoundError
+from loopml.storage.protocols import MetricStore
+
+__all__ = ["MetricBuffer", "flush_all"]
+
+_log = logging.getLogger(__name__)
+_buffers: weakref.WeakSet[MetricBuffer] = weakref.WeakSet()
+_MAX_BACKOFF = 30.0
+
+
+class MetricBuffer:
+    def __init__(self, store: MetricStore, *, interval: float = 1.0, max_points: int = 20_000) -> None:
+        self._store = store
+        self._interval = interval
+        self._max_points = max_points
+        self._pending: defaultdict[str, list[Metric]] = defaultdict(list)
+        self._count = 0
+        self._lock = threading.Lock()  # guards _pending and _count
+        self._flush_lock = threading.Lock()  # one batch write at a time, so flush() is complete
+        self._wake = threading.Event()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._dropped: list[LoopmlError] = []
+        _buffers.add(self)
+        _register_exit_flush()
+
+    def add(self, run_id: str, point: Metric) -> None:
+        with self._lock:
+            self._pending[run_id].append(point)
+            self._count += 1
+            full = self._count >= self._max_points
+            if self._thread is None:
+                self._start_thread()
+        if full:
+            self._wake.set()
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="loopml-metric-flusher", daemon=True)
+        self._thread.start()
+
+    def _take(self, run_id: str | None) -> dict[str, list[Metric]]:
+        with self._lock:
+            if run_id is None:
+                taken = dict(self._pending)
+                self._pending.clear()
+                self._count = 0
+            else:
+                points = self._pending.pop(run_id, [])
+                taken = {run_id: points} if points else {}
+                self._count -= len(points)
+            return taken
+
+    def _put_back(self, taken: dict[str, list[Metric]]) -> None:
+        with self._lock:
+            for run_id, points in taken.items():
+                self._pending[run_id][:0] = points
+                self._count += len(points)
+
+    def _write(self, taken: dict[str, list[Metric]]) -> None:
+        done: list[str] = []
+        try:
+            for run_id, points in taken.items():
+                try:
+                    self._store.log_batch(run_id, points)
+                except (NotFoundError, InvalidArgumentError) as exc:
+                    # Retrying cannot help (the run is gone); keep the error for flush().
+                    self._dropped.append(exc)
+                    _log.error("dropped %d metric points of run %s: %s", len(points), run_id, exc)
+                done.append(run_id)
+        except BaseException:
+            self._put_back({r: p for r, p in taken.items() if r not in done})
+            raise
+
+    def flush(self, run_id: str | None = None) -> None:
+        """Write every buffered point (of one run, or of all) now; raise if any was refused."""
+        with self._flush_lock:
+            self._write(self._take(run_id))
+        if self._dropped:
+            errors, self._dropped = self._dropped, []
+            raise errors[0]
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._count
+
+    def _loop(self) -> None:
+        backoff = self._interval
+        while not self._closed:
+            self._wake.wait(backoff)
+            self._wake.clear()
+            try:
+                with self._flush_lock:
+                    self._write(self._take(None))
+                backoff = self._interval
+            except Exception as exc:  # the store is down: keep the points and retry later
+                backoff = min(_MAX_BACKOFF, backoff * 2)
+                _log.warning("metric flush failed (%s); retrying in %.1fs", exc, backoff)
+
+    def close(self) -> None:
+        """Flush, then stop the background thread."""
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._wake.set()
+
+
+def flush_all(*, raise_errors: bool = False) -> None:
+    """Flush every live buffer (also registered to run at interpreter exit)."""
+    for buffer in list(_buffers):
+        try:
+            buffer.flush()
+        except Exception as exc:
+            if raise_errors:
+                raise
+            _log.error("could not flush buffered metrics at exit: %s", exc)
+
+
+_registered = False
+
+
+def _register_exit_flush() -> None:
+    global _registered
+    if not _registered:
+        atexit.register(flush_all)
+        _registered = True

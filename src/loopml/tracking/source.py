@@ -1,0 +1,92 @@
+"""What a run records about the code that produced it (user, host, git commit, versions)."""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import importlib.metadata
+import os
+import platform
+import socket
+import subprocess
+import sys
+
+from loopml.entities import SourceInfo
+
+__all__ = ["collect_source_info"]
+
+#: distributions whose versions are recorded when the matching module is imported
+_TRACKED = {
+    "loopml": "loopml",
+    "numpy": "numpy",
+    "pandas": "pandas",
+    "sklearn": "scikit-learn",
+    "scipy": "scipy",
+    "torch": "torch",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+    "tensorflow": "tensorflow",
+    "onnx": "onnx",
+    "pyarrow": "pyarrow",
+}
+
+
+def _entry_point() -> str | None:
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else None)
+    if not path or path in ("-c", "-m"):
+        return "<interactive>"
+    return os.path.abspath(path)
+
+
+@functools.cache
+def _git_info(folder: str) -> tuple[str | None, bool | None]:
+    """Commit and dirty flag of the git checkout holding ``folder`` (cached per process)."""
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", folder, *args], capture_output=True, text=True, timeout=5, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None, None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return commit, (bool(status) if status is not None else None)
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def _packages() -> dict[str, str]:
+    found = {}
+    for module, dist in _TRACKED.items():
+        if module in sys.modules or module == "loopml":
+            try:
+                found[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+    return found
+
+
+def collect_source_info() -> SourceInfo:
+    """Describe the current process: who, where, which code and which library versions."""
+    entry = _entry_point()
+    folder = os.path.dirname(entry) if entry and entry != "<interactive>" else os.getcwd()
+    commit, dirty = _git_info(folder)
+    return SourceInfo(
+        user=_user(),
+        host=socket.gethostname(),
+        entry_point=entry,
+        git_commit=commit,
+        git_dirty=dirty,
+        python_version=platform.python_version(),
+        packages=_packages(),
+    )
