@@ -85,8 +85,7 @@ def _convert(name: str, raw: str, default: Any) -> Any:
             value = 0
         if value <= 0:
             raise InvalidArgumentError(
-                f"The environment variable {name} must be a positive integer. "
-                f"Got {raw!r} instead.",
+                f"The environment variable {name} must be a positive integer. Got {raw!r} instead.",
                 field=name,
             )
         return value

@@ -335,13 +335,16 @@ def test_unreachable_s3_is_store_unavailable() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    secret = "very-secret-value"  # noqa: S105
+    secret = "very-secret-value"
     store = BlobStore(
         "s3://bucket/prefix",
         storage_options={
             "key": "some-key-id",
             "secret": secret,
-            "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"},
+            "client_kwargs": {
+                "endpoint_url": f"http://127.0.0.1:{port}",
+                "region_name": "us-east-1",
+            },
             "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
         },
     )

@@ -61,7 +61,7 @@ ACCEPTED = [
     "a/b/c.txt",
     "plots/loss curve (final).png",
     "emoji/🚀🔥.bin",
-    "rtl/\u200fשלום\u200f.txt",
+    "rtl/\u200f\u05e9\u05dc\u05d5\u05dd\u200f.txt",
     "combining/e\u0301te\u0301.txt",
     "chars/100%.txt",
     "chars/%zz%",

@@ -110,7 +110,7 @@ def _pump(read: Callable[[], bytes], write: Callable[[bytes], object] | None) ->
 
 def _open_source(path: str | os.PathLike[str]) -> BinaryIO:
     """Open a local source file for reading (a seam the tests replace)."""
-    return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    return open(path, "rb")
 
 
 def _remove_quietly(path: str) -> None:
@@ -398,13 +398,11 @@ class BlobStore:
         """
         with self._guard("reading a blob", digest=digest):
             if self._local:
-                return open(key, "rb")  # noqa: SIM115 - the caller closes it
+                return open(key, "rb")
             self._fs.invalidate_cache(key)
             return self._fs.open(key, "rb", block_size=CHUNK_SIZE, cache_type="none")
 
-    def _pump_object(
-        self, source: BinaryIO, write: Callable[[bytes], object]
-    ) -> tuple[str, int]:
+    def _pump_object(self, source: BinaryIO, write: Callable[[bytes], object]) -> tuple[str, int]:
         """Stream an open object into ``write``; return the actual digest and size."""
         read = self._guarded(lambda: source.read(CHUNK_SIZE), "reading a blob")
         return _pump(read, write)

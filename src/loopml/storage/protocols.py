@@ -116,11 +116,17 @@ class MetricStore(Protocol):
 
 @runtime_checkable
 class ArtifactStore(Protocol):
-    def put_artifact(self, run_id: str, path: str, local_file: str | os.PathLike[str]) -> ArtifactInfo: ...
+    def put_artifact(
+        self, run_id: str, path: str, local_file: str | os.PathLike[str]
+    ) -> ArtifactInfo: ...
 
-    def list_artifacts(self, run_id: str, path: str = "", *, recursive: bool = False) -> list[ArtifactInfo]: ...
+    def list_artifacts(
+        self, run_id: str, path: str = "", *, recursive: bool = False
+    ) -> list[ArtifactInfo]: ...
 
-    def get_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> ArtifactInfo: ...
+    def get_artifact(
+        self, run_id: str, path: str, dest: str | os.PathLike[str]
+    ) -> ArtifactInfo: ...
 
 
 @runtime_checkable

@@ -156,7 +156,8 @@ def validate_timestamp(field: str, value: Any) -> int:
 def validate_run_id(run_id: Any) -> str:
     if not isinstance(run_id, str) or not _RUN_ID.fullmatch(run_id):
         raise InvalidArgumentError(
-            f"The run_id must be 32 lowercase hexadecimal characters. Got {_short(run_id)} instead.",
+            "The run_id must be 32 lowercase hexadecimal characters. "
+            f"Got {_short(run_id)} instead.",
             field="run_id",
         )
     return run_id

@@ -96,14 +96,14 @@ def _log_tail(log: IO[bytes], limit: int = 2000) -> str:
     return log.read().decode("utf-8", errors="replace")[-limit:]
 
 
-def _wait_until_ready(proc: subprocess.Popen[bytes], port: int, log: IO[bytes], limit: float) -> None:
+def _wait_until_ready(
+    proc: subprocess.Popen[bytes], port: int, log: IO[bytes], limit: float
+) -> None:
     """Block until the server answers; raise ``RuntimeError`` if it dies or takes too long."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"moto server exited with code {proc.returncode}:\n{_log_tail(log)}"
-            )
+            raise RuntimeError(f"moto server exited with code {proc.returncode}:\n{_log_tail(log)}")
         if _answers(port):
             return
         time.sleep(_POLL_SECONDS)

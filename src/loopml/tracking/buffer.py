@@ -26,7 +26,9 @@ _MAX_BACKOFF = 30.0
 
 
 class MetricBuffer:
-    def __init__(self, store: MetricStore, *, interval: float = 1.0, max_points: int = 20_000) -> None:
+    def __init__(
+        self, store: MetricStore, *, interval: float = 1.0, max_points: int = 20_000
+    ) -> None:
         self._store = store
         self._interval = interval
         self._max_points = max_points
@@ -52,7 +54,9 @@ class MetricBuffer:
             self._wake.set()
 
     def _start_thread(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="loopml-metric-flusher", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="loopml-metric-flusher", daemon=True
+        )
         self._thread.start()
 
     def _take(self, run_id: str | None) -> dict[str, list[Metric]]:

@@ -169,7 +169,9 @@ class Client:
         self._flush_run(run_id)
         return self._store.update_run(run_id, status=status, end_time=end_time, error=error)
 
-    def update_run(self, run_id: str, status: RunStatus | str | None = None, name: str | None = None) -> RunInfo:
+    def update_run(
+        self, run_id: str, status: RunStatus | str | None = None, name: str | None = None
+    ) -> RunInfo:
         parsed = RunStatus(str(status).upper()) if status is not None else None
         return self._store.update_run(run_id, status=parsed, run_name=name)
 
@@ -190,7 +192,9 @@ class Client:
 
     # -- metrics -----------------------------------------------------------------------------
 
-    def _point(self, run_id: str, key: str, value: Any, step: int | None, timestamp: int | None) -> Metric:
+    def _point(
+        self, run_id: str, key: str, value: Any, step: int | None, timestamp: int | None
+    ) -> Metric:
         if key not in self._valid_keys:
             validate_key("metric", key)
             self._valid_keys.add(key)
@@ -266,18 +270,26 @@ class Client:
 
     # -- artifacts ---------------------------------------------------------------------------
 
-    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> ArtifactInfo:
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> ArtifactInfo:
         """Log a local file under the folder ``artifact_path`` (the run's root by default)."""
         path = Path(local_path)
         if path.is_dir():
             raise InvalidArgumentError(
                 f"{str(path)!r} is a folder; use log_artifacts to log a folder.", field="local_path"
             )
-        return self._store.put_artifact(run_id, _artifacts.artifact_file_path(path.name, artifact_path), path)
+        return self._store.put_artifact(
+            run_id, _artifacts.artifact_file_path(path.name, artifact_path), path
+        )
 
-    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[ArtifactInfo]:
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> list[ArtifactInfo]:
         """Log every file below ``local_dir``, keeping its layout, under ``artifact_path``."""
-        folder = validate_artifact_path(artifact_path or "", field="artifact_path", allow_empty=True)
+        folder = validate_artifact_path(
+            artifact_path or "", field="artifact_path", allow_empty=True
+        )
         logged = []
         for file, relative in _artifacts.iter_folder(local_dir):
             logical = f"{folder}/{relative}" if folder else relative
@@ -286,7 +298,9 @@ class Client:
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> ArtifactInfo:
         if not isinstance(text, str):
-            raise InvalidArgumentError(f"text must be a str. Got {type(text).__name__}.", field="text")
+            raise InvalidArgumentError(
+                f"text must be a str. Got {type(text).__name__}.", field="text"
+            )
         with _artifacts.temp_file_for(artifact_file) as tmp:
             tmp.write_text(text, "utf-8")
             return self._store.put_artifact(run_id, artifact_file, tmp)
@@ -303,10 +317,14 @@ class Client:
             _artifacts.write_figure(figure, tmp)
             return self._store.put_artifact(run_id, artifact_file, tmp)
 
-    def list_artifacts(self, run_id: str, path: str | None = None, *, recursive: bool = False) -> list[ArtifactInfo]:
+    def list_artifacts(
+        self, run_id: str, path: str | None = None, *, recursive: bool = False
+    ) -> list[ArtifactInfo]:
         return self._store.list_artifacts(run_id, path or "", recursive=recursive)
 
-    def download_artifacts(self, run_id: str, path: str = "", dst_path: str | os.PathLike[str] | None = None) -> str:
+    def download_artifacts(
+        self, run_id: str, path: str = "", dst_path: str | os.PathLike[str] | None = None
+    ) -> str:
         """Download a file or a whole folder of artifacts; return the local path.
 
         Every file is verified against its hash before it appears at its destination.

@@ -7,6 +7,7 @@ task starts with its creator's, and a run it starts stays its own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -16,7 +17,6 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
-from loopml.config import Settings
 from loopml.entities import ArtifactInfo, PagedList, Run, RunInfo, RunStatus
 from loopml.errors import InvalidArgumentError, InvalidStateError
 from loopml.tracking.client import Client
@@ -71,7 +71,10 @@ class ActiveRun:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if exc is None:
             self.end(RunStatus.FINISHED)
@@ -222,14 +225,18 @@ def log_params(params: Mapping[str, Any]) -> None:
     run.client.log_params(run.run_id, params)
 
 
-def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
     """Log one metric point to the active run (buffered; see :func:`flush`)."""
     stack = _stack.get()
     run = stack[-1] if stack else _require()
     run.client.log_metric(run.info.run_id, key, value, step, timestamp)
 
 
-def log_metrics(metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+def log_metrics(
+    metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None
+) -> None:
     run = _require()
     run.client.log_metrics(run.run_id, metrics, step, timestamp)
 
@@ -244,12 +251,16 @@ def set_tags(tags: Mapping[str, Any]) -> None:
     run.client.set_tags(run.run_id, tags)
 
 
-def log_artifact(local_path: str | os.PathLike[str], artifact_path: str | None = None) -> ArtifactInfo:
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None
+) -> ArtifactInfo:
     run = _require()
     return run.client.log_artifact(run.run_id, local_path, artifact_path)
 
 
-def log_artifacts(local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> list[ArtifactInfo]:
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None
+) -> list[ArtifactInfo]:
     run = _require()
     return run.client.log_artifacts(run.run_id, local_dir, artifact_path)
 
@@ -278,7 +289,7 @@ def flush() -> None:
 
 def search_runs(
     experiments: str | Sequence[str] | None = None,
-    filter: str | None = None,  # noqa: A002 - mirrors the documented keyword
+    filter: str | None = None,
     order_by: str | Sequence[str] | None = None,
     max_results: int = 100,
     page_token: str | None = None,
@@ -313,13 +324,13 @@ def _install_exit_hooks() -> None:
 
     previous = sys.excepthook
 
-    def excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    def excepthook(
+        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
         _uncaught.append(exc)
         for run in list(_open_runs.values()):
-            try:
+            with contextlib.suppress(Exception):  # the process is dying; report the original
                 run.end(RunStatus.FAILED, error=_error_text(exc_type, exc, tb))
-            except Exception:  # noqa: S110 - the process is dying; report the original error
-                pass
         previous(exc_type, exc, tb)
 
     sys.excepthook = excepthook
@@ -328,7 +339,5 @@ def _install_exit_hooks() -> None:
 
 def _end_open_runs() -> None:
     for run in list(_open_runs.values()):
-        try:
+        with contextlib.suppress(Exception):  # best effort at exit
             run.end(RunStatus.FINISHED)
-        except Exception:  # noqa: S110 - best effort at exit
-            pass

@@ -29,7 +29,9 @@ class Heartbeat:
         with self._lock:
             self._runs.add(run_id)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._loop, name="loopml-heartbeat", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name="loopml-heartbeat", daemon=True
+                )
                 self._thread.start()
 
     def remove(self, run_id: str) -> None:

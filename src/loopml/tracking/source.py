@@ -42,6 +42,7 @@ def _entry_point() -> str | None:
 @functools.cache
 def _git_info(folder: str) -> tuple[str | None, bool | None]:
     """Commit and dirty flag of the git checkout holding ``folder`` (cached per process)."""
+
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(

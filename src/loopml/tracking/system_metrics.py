@@ -56,7 +56,9 @@ class SystemMetricsSampler:
         self._log = log
         self._interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="loopml-system-metrics", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name="loopml-system-metrics", daemon=True
+        )
 
     def start(self) -> SystemMetricsSampler:
         import psutil

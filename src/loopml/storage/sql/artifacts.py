@@ -22,7 +22,9 @@ __all__ = ["ArtifactsMixin"]
 class ArtifactsMixin(RunsMixin):
     _blobs: BlobStore
 
-    def put_artifact(self, run_id: str, path: str, local_file: str | os.PathLike[str]) -> ArtifactInfo:
+    def put_artifact(
+        self, run_id: str, path: str, local_file: str | os.PathLike[str]
+    ) -> ArtifactInfo:
         """Store one local file as the run's artifact at the logical ``path``.
 
         The bytes go to the blob store first (content-addressed, so identical files are kept
@@ -50,12 +52,16 @@ class ArtifactsMixin(RunsMixin):
 
         def write(conn: Connection) -> None:
             self._require_run(conn, run_id)
-            self._upsert(conn, artifacts, row, ["run_id", "path"], ["digest", "size", "created_time"])
+            self._upsert(
+                conn, artifacts, row, ["run_id", "path"], ["digest", "size", "created_time"]
+            )
 
         self._db.write(write)
         return ArtifactInfo(path=path, is_dir=False, size=ref.size, digest=ref.digest)
 
-    def list_artifacts(self, run_id: str, path: str = "", *, recursive: bool = False) -> list[ArtifactInfo]:
+    def list_artifacts(
+        self, run_id: str, path: str = "", *, recursive: bool = False
+    ) -> list[ArtifactInfo]:
         """The files and folders directly under ``path`` (every file below it if recursive)."""
         run_id = validate_run_id(run_id)
         path = validate_artifact_path(path, field="path", allow_empty=True)
@@ -64,7 +70,8 @@ class ArtifactsMixin(RunsMixin):
         )
         if path:
             query = query.where(
-                (artifacts.c.path == path) | artifacts.c.path.startswith(path + "/", autoescape=True)
+                (artifacts.c.path == path)
+                | artifacts.c.path.startswith(path + "/", autoescape=True)
             )
         with self._db.read() as conn:
             self._require_run(conn, run_id)

@@ -67,9 +67,14 @@ class ExperimentsMixin(SqlBase):
             if clean_tags:
                 conn.execute(
                     insert(experiment_tags),
-                    [{"experiment_id": experiment_id, "key": k, "value": v} for k, v in clean_tags.items()],
+                    [
+                        {"experiment_id": experiment_id, "key": k, "value": v}
+                        for k, v in clean_tags.items()
+                    ],
                 )
-            self._event(conn, "experiment.created", "experiment", str(experiment_id), {"name": name})
+            self._event(
+                conn, "experiment.created", "experiment", str(experiment_id), {"name": name}
+            )
             return int(experiment_id)
 
         try:
@@ -144,7 +149,8 @@ class ExperimentsMixin(SqlBase):
                     f"No experiment with id {experiment_id!r}.", experiment_id=str(experiment_id)
                 )
             if "lifecycle_stage" in values:
-                kind = f"experiment.{'archived' if values['lifecycle_stage'] == 'archived' else 'restored'}"
+                archived = values["lifecycle_stage"] == LifecycleStage.ARCHIVED.value
+                kind = "experiment.archived" if archived else "experiment.restored"
                 self._event(conn, kind, "experiment", str(key))
 
         self._db.write(write)
@@ -164,8 +170,11 @@ class ExperimentsMixin(SqlBase):
                     f"No experiment with id {experiment_id!r}.", experiment_id=str(experiment_id)
                 )
             self._upsert(
-                conn, experiment_tags, {"experiment_id": exp_key, "key": tag_key, "value": tag_value},
-                ["experiment_id", "key"], ["value"],
+                conn,
+                experiment_tags,
+                {"experiment_id": exp_key, "key": tag_key, "value": tag_value},
+                ["experiment_id", "key"],
+                ["value"],
             )
 
         self._db.write(write)

@@ -119,16 +119,20 @@ class MetricsMixin(RunsMixin):
         run_id = validate_run_id(run_id)
         key = validate_key("metric", key)
         query = (
-            select(metrics_table.c.step, metrics_table.c.timestamp, metrics_table.c.value, metrics_table.c.is_nan)
+            select(
+                metrics_table.c.step,
+                metrics_table.c.timestamp,
+                metrics_table.c.value,
+                metrics_table.c.is_nan,
+            )
             .where(metrics_table.c.run_id == run_id, metrics_table.c.key == key)
             .order_by(metrics_table.c.step, metrics_table.c.timestamp)
         )
         nan = math.nan
         with self._db.read() as conn:
             self._require_run(conn, run_id)
-            result = conn.execute(query).tuples()
+            result = conn.execute(query)
             return [
                 Metric(key, nan if is_nan else value, timestamp, step)
                 for step, timestamp, value, is_nan in result
             ]
-

@@ -99,7 +99,7 @@ class RunsMixin(SqlBase):
             "git_dirty": src.git_dirty,
             "python_version": src.python_version,
             "packages": json.dumps(src.packages, sort_keys=True) if src.packages else None,
-            "heartbeat_time": start if heartbeat else None,
+            "heartbeat_time": now_ms() if heartbeat else None,
         }
 
         def write(conn: Connection) -> None:
@@ -146,7 +146,9 @@ class RunsMixin(SqlBase):
         for row in conn.execute(query):
             value = math.nan if row.is_nan else row.value
             data[row.run_id].metrics[row.key] = value
-            data[row.run_id].latest_metrics[row.key] = Metric(row.key, value, row.timestamp, row.step)
+            data[row.run_id].latest_metrics[row.key] = Metric(
+                row.key, value, row.timestamp, row.step
+            )
         return data
 
     def _load_runs(self, conn: Connection, rows: Sequence[Row]) -> list[Run]:
@@ -207,7 +209,9 @@ class RunsMixin(SqlBase):
                     run_id=run_id,
                     key=key,
                 )
-        new = [{"run_id": run_id, "key": k, "value": v} for k, v in clean.items() if k not in existing]
+        new = [
+            {"run_id": run_id, "key": k, "value": v} for k, v in clean.items() if k not in existing
+        ]
         if new:
             conn.execute(params_table.insert(), new)
 

@@ -147,8 +147,10 @@ class SearchMixin(RunsMixin):
         if isinstance(experiment_ids, str | int):
             experiment_ids = [str(experiment_ids)]
         ids = [parse_experiment_id(e) for e in experiment_ids]
-        if isinstance(max_results, bool) or not isinstance(max_results, int) or not (
-            1 <= max_results <= MAX_RESULTS
+        if (
+            isinstance(max_results, bool)
+            or not isinstance(max_results, int)
+            or not (1 <= max_results <= MAX_RESULTS)
         ):
             raise InvalidArgumentError(
                 f"max_results must be an integer in [1, {MAX_RESULTS}]. Got {max_results!r}.",
