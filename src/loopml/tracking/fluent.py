@@ -169,10 +169,15 @@ def start_run(
                 f"The experiment must be given by name (a str). Got {type(experiment).__name__}.",
                 field="experiment",
             )
-        exp = client.get_or_create_experiment(experiment or DEFAULT_EXPERIMENT)
         parent = parent_run_id or (stack[-1].run_id if nested and stack else None)
+        if experiment is None and nested and stack:
+            experiment_id = stack[-1].info.experiment_id  # children join the parent's experiment
+        else:
+            experiment_id = client.get_or_create_experiment(
+                experiment or DEFAULT_EXPERIMENT
+            ).experiment_id
         info = client.create_run(
-            exp.experiment_id,
+            experiment_id,
             run_name,
             tags,
             parent_run_id=parent,

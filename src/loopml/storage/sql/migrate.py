@@ -88,8 +88,20 @@ def _is_current(engine: Engine) -> bool:
 
 def _run_alembic(conn: Connection) -> None:
     from alembic import command
+    from alembic.util import CommandError
 
-    command.upgrade(_alembic_config(conn), "head")
+    revision = current_revision(conn)
+    try:
+        command.upgrade(_alembic_config(conn), "head")
+    except CommandError as exc:
+        conn.rollback()
+        url = conn.engine.url.render_as_string(hide_password=True)
+        raise StoreUnavailableError(
+            f"The metadata store at {url} has schema revision {revision!r}, which this version "
+            f"of loopml does not know (it knows up to {HEAD!r}); it was probably written by a "
+            f"newer loopml. Upgrade loopml to open it. ({exc})",
+            uri=url,
+        ) from exc
     conn.commit()
 
 

@@ -1,0 +1,117 @@
+"""``loopml quickstart``: train a few real models into a store, then show what to try next."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from loopml.cli._common import JsonFlag, get_state, print_json, print_table
+from loopml.cli._format import cell, format_number
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from rich.table import Table
+
+    from loopml.entities import Run
+
+SHOWN_METRICS = ("accuracy", "f1", "roc_auc")
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr; the callback moves it one step per message after the first."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("Starting", total=total)
+        calls = 0
+
+        def advance(text: str) -> None:
+            nonlocal calls
+            bar.update(task, description=text, advance=1 if calls else 0)
+            calls += 1
+
+        yield advance
+        bar.update(task, completed=total)
+
+
+def _summary(runs: list[Run]) -> Table:
+    """The parent (with its best child's scores) and, indented below it, its children."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="Quickstart runs", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("name", style="bold", no_wrap=True)
+    for key in SHOWN_METRICS:
+        table.add_column(key, justify="right", no_wrap=True)
+    table.add_column("run id", style="dim", no_wrap=True)
+    for run in runs:
+        is_parent = run.info.parent_run_id is None
+        metrics = run.data.metrics
+        values = [metrics.get(f"best_{key}" if is_parent else key) for key in SHOWN_METRICS]
+        table.add_row(
+            cell(run.info.run_name if is_parent else f"└ {run.info.run_name}"),
+            *(cell(None if v is None else format_number(v)) for v in values),
+            cell(run.info.run_id),
+        )
+    best = runs[0].data.tags.get("best_model")
+    if best:
+        table.caption = f"The parent shows the scores of its best child, {best}."
+    return table
+
+
+def _next_steps(runs: list[Run], experiment: str, tracking_uri: str | None) -> list[str]:
+    base = "loopml" + (f" -t {shlex.quote(tracking_uri)}" if tracking_uri else "")
+    exp = shlex.quote(experiment)
+    parent, children = runs[0], runs[1:]
+    best = parent.data.tags.get("best_run_id", children[-1].info.run_id)
+    forest = next((r for r in children if r.data.params.get("model") == "random_forest"), children[-1])
+    ids = " ".join(r.info.run_id for r in children[:2])
+    return [
+        f"{base} runs ls {exp}",
+        f"{base} runs ls {exp} --filter \"metrics.roc_auc > 0.99\" --order-by \"metrics.roc_auc DESC\"",
+        f"{base} runs compare {ids}",
+        f"{base} runs show {best}",
+        f"{base} runs history {forest.info.run_id} roc_auc",
+        f"{base} artifacts ls {best} --recursive",
+        f"{base} artifacts get {best} -o ./artifacts",
+    ]
+
+
+def quickstart(
+    ctx: typer.Context,
+    experiment: Annotated[
+        str, typer.Option("--experiment", "-e", help="The experiment to put the runs in.")
+    ] = "quickstart",
+    as_json: JsonFlag = False,
+) -> None:
+    """Train four real scikit-learn models as tracked runs, then show them.
+
+    Uses the breast cancer dataset bundled with scikit-learn (no download): two logistic
+    regressions and two random forests, nested under one parent run, each with params,
+    metrics, a confusion matrix, feature importances and a ROC-curve image.
+    """
+    from loopml.quickstart import STEPS, run_quickstart
+
+    tracking_uri = get_state(ctx).tracking_uri
+    with _progress_bar(STEPS) as progress:
+        runs = run_quickstart(experiment, tracking_uri=tracking_uri, progress=progress)
+    if as_json:
+        print_json(runs)
+        return
+    print_table(_summary(runs))
+    print("\nNext, try:")
+    for command in _next_steps(runs, experiment, tracking_uri):
+        print(f"  {command}")

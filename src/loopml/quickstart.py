@@ -1,0 +1,212 @@
+"""A small, real experiment that fills a store with runs worth looking at.
+
+:func:`run_quickstart` trains four scikit-learn classifiers on the breast-cancer dataset that
+ships with scikit-learn (nothing is downloaded) and tracks them with the fluent API: one parent
+run, and one nested child run per model with its params, metrics (a per-step curve for the
+forests, which grow ten trees at a time), a confusion matrix, feature importances and, when
+matplotlib is installed, a ROC-curve image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopml.entities import Run
+from loopml.errors import MissingDependencyError
+from loopml.tracking import fluent
+
+__all__ = ["CANDIDATES", "STEPS", "Candidate", "run_quickstart"]
+
+SEED = 42
+TEST_SIZE = 0.25
+TREES_PER_STEP = 10
+DATASET = "sklearn.datasets.load_breast_cancer"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One model the quickstart trains: a run name, a model family and its settings."""
+
+    name: str
+    family: str  # "logistic_regression" or "random_forest"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("logreg-C0.01", "logistic_regression", {"C": 0.01}),
+    Candidate("logreg-C1", "logistic_regression", {"C": 1.0}),
+    Candidate("forest-shallow", "random_forest", {"n_estimators": 50, "max_depth": 2}),
+    Candidate("forest-deep", "random_forest", {"n_estimators": 100, "max_depth": None}),
+)
+
+#: how many times :func:`run_quickstart` calls ``progress``: once to load data, once per model
+STEPS = 1 + len(CANDIDATES)
+
+
+@dataclass(frozen=True)
+class _Data:
+    x_train: Any
+    x_test: Any
+    y_train: Any
+    y_test: Any
+    feature_names: list[str]
+    labels: list[str]
+
+
+def _require_sklearn() -> None:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise MissingDependencyError.for_extra("scikit-learn", "sklearn", "The quickstart") from None
+
+
+def _load_data() -> _Data:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_breast_cancer()
+    x_train, x_test, y_train, y_test = train_test_split(
+        bunch.data, bunch.target, test_size=TEST_SIZE, random_state=SEED, stratify=bunch.target
+    )
+    return _Data(
+        x_train, x_test, y_train, y_test, list(bunch.feature_names), list(bunch.target_names)
+    )
+
+
+def _scores(data: _Data, probabilities: Any) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+    predicted = (probabilities >= 0.5).astype(int)
+    return {
+        "accuracy": float(accuracy_score(data.y_test, predicted)),
+        "f1": float(f1_score(data.y_test, predicted)),
+        "roc_auc": float(roc_auc_score(data.y_test, probabilities)),
+    }
+
+
+def _fit_logistic(candidate: Candidate, data: _Data) -> tuple[Any, list[float]]:
+    """A scaled logistic regression, logged in one step; returns it and its coefficients."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(C=candidate.params["C"], max_iter=1000)
+    )
+    model.fit(data.x_train, data.y_train)
+    fluent.log_metrics(_scores(data, model.predict_proba(data.x_test)[:, 1]), step=0)
+    return model, [float(v) for v in model[-1].coef_[0]]
+
+
+def _fit_forest(candidate: Candidate, data: _Data) -> tuple[Any, list[float]]:
+    """A random forest grown ten trees at a time; every step logs the test scores so far."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = RandomForestClassifier(
+        n_estimators=TREES_PER_STEP,
+        max_depth=candidate.params["max_depth"],
+        warm_start=True,
+        random_state=SEED,
+        n_jobs=1,
+    )
+    for trees in range(TREES_PER_STEP, candidate.params["n_estimators"] + 1, TREES_PER_STEP):
+        model.set_params(n_estimators=trees)
+        model.fit(data.x_train, data.y_train)
+        fluent.log_metrics(_scores(data, model.predict_proba(data.x_test)[:, 1]), step=trees)
+    return model, [float(v) for v in model.feature_importances_]
+
+
+def _log_roc_curve(data: _Data, probabilities: Any, title: str) -> None:
+    """The ROC curve as an image; skipped without matplotlib. Uses no pyplot, no backend."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(data.y_test, probabilities)
+    figure = Figure(figsize=(4, 4), dpi=100)
+    axes = figure.add_subplot()
+    axes.plot(fpr, tpr, label=title)
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
+    axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    fluent.log_figure(figure, "plots/roc_curve.png")
+
+
+def _train(candidate: Candidate, data: _Data) -> dict[str, float]:
+    """Fit one candidate inside the active run and log everything about it."""
+    from sklearn.metrics import confusion_matrix
+
+    fluent.log_params({"model": candidate.family, **_param_values(candidate.params)})
+    fit = _fit_logistic if candidate.family == "logistic_regression" else _fit_forest
+    model, weights = fit(candidate, data)
+
+    probabilities = model.predict_proba(data.x_test)[:, 1]
+    predicted = (probabilities >= 0.5).astype(int)
+    matrix = confusion_matrix(data.y_test, predicted).tolist()
+    fluent.log_dict(
+        {"labels": data.labels, "rows": "true label", "columns": "predicted label", "matrix": matrix},
+        "confusion_matrix.json",
+    )
+    kind = "standardized coefficient" if candidate.family == "logistic_regression" else "impurity importance"
+    ranked = sorted(zip(data.feature_names, weights, strict=True), key=lambda p: -abs(p[1]))
+    fluent.log_dict(
+        {"kind": kind, "features": [{"feature": name, "weight": w} for name, w in ranked]},
+        "feature_importance.json",
+    )
+    _log_roc_curve(data, probabilities, candidate.name)
+    return _scores(data, probabilities)
+
+
+def _param_values(params: Mapping[str, Any]) -> dict[str, str | float | int]:
+    return {key: "None" if value is None else value for key, value in params.items()}
+
+
+def run_quickstart(
+    experiment: str = "quickstart",
+    *,
+    tracking_uri: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Run]:
+    """Train the :data:`CANDIDATES` and track them as nested runs of one parent run.
+
+    ``progress`` is called with a short message before each of the :data:`STEPS` steps.
+    Returns the finished runs: the parent first, then one child per candidate. Needs
+    scikit-learn (``pip install 'loopml[sklearn]'``); the ROC-curve images need matplotlib.
+    """
+    _require_sklearn()
+    report = progress or (lambda _message: None)
+    report("Loading the breast cancer dataset")
+    data = _load_data()
+    children: list[tuple[str, str, dict[str, float]]] = []
+    tags = {"loopml.quickstart": "true"}
+    with fluent.start_run(experiment, "quickstart", tags=tags, tracking_uri=tracking_uri) as parent:
+        fluent.log_params(
+            {
+                "dataset": DATASET,
+                "test_size": TEST_SIZE,
+                "seed": SEED,
+                "train_rows": len(data.y_train),
+                "test_rows": len(data.y_test),
+            }
+        )
+        for number, candidate in enumerate(CANDIDATES, start=1):
+            report(f"Training {candidate.name} ({number}/{len(CANDIDATES)})")
+            with fluent.start_run(
+                experiment, candidate.name, nested=True, tags=tags, tracking_uri=tracking_uri
+            ) as child:
+                scores = _train(candidate, data)
+            children.append((child.run_id, candidate.name, scores))
+        best_id, best_name, best = max(children, key=lambda item: item[2]["roc_auc"])
+        fluent.log_metrics({f"best_{key}": value for key, value in best.items()})
+        fluent.set_tags({"best_run_id": best_id, "best_model": best_name})
+        fluent.log_dict(
+            [{"run_id": rid, "name": name, **scores} for rid, name, scores in children],
+            "leaderboard.json",
+        )
+    client = parent.client
+    return [client.get_run(run_id) for run_id in (parent.run_id, *(c[0] for c in children))]
