@@ -27,9 +27,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import Enum
 from os import PathLike
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -63,9 +64,11 @@ __all__ = [
     "get_client",
     "get_state",
     "message",
+    "output_width",
     "print_json",
     "print_table",
     "to_jsonable",
+    "widest_fitting",
 ]
 
 EXIT_ERROR = 1
@@ -160,9 +163,50 @@ def message(text: str | RenderableType, *, style: str | None = None) -> None:
     _console(stderr=True).print(renderable, soft_wrap=isinstance(text, str))
 
 
-def print_table(*renderables: RenderableType) -> None:
-    """Print tables (or other rich renderables) to stdout."""
+def _natural_width(renderable: RenderableType) -> int:
+    """The width ``renderable`` takes when nothing constrains it."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(width=10_000)
+    return Measurement.get(console, console.options, renderable).maximum
+
+
+def output_width() -> int | None:
+    """The width tables must fit on stdout: the terminal's (or ``COLUMNS``), else unbounded."""
     console = _console(stderr=False)
+    if console.is_terminal or os.environ.get("COLUMNS"):
+        return console.width
+    return None
+
+
+def widest_fitting(build: Callable[[int], RenderableType], count: int) -> tuple[RenderableType, int]:
+    """``build(n)`` for the largest ``n <= count`` whose output fits :func:`output_width`.
+
+    For tables with optional columns: fewer columns beat columns squeezed to nothing.
+    """
+    width = output_width()
+    renderable = build(count)
+    if width is None:
+        return renderable, count
+    while count > 0 and _natural_width(renderable) > width:
+        count -= 1
+        renderable = build(count)
+    return renderable, count
+
+
+def print_table(*renderables: RenderableType) -> None:
+    """Print tables (or other rich renderables) to stdout.
+
+    In a terminal they fit its width; piped or redirected, they keep their natural width
+    (no wrapping at an arbitrary 80 columns) unless ``COLUMNS`` says otherwise.
+    """
+    from rich.console import Console
+
+    console = _console(stderr=False)
+    if output_width() is None and renderables:
+        widest = max(_natural_width(r) for r in renderables)
+        console = Console(width=max(widest, console.width))
     for renderable in renderables:
         console.print(renderable)
 

@@ -52,7 +52,9 @@ def _summary(runs: list[Run]) -> Table:
     from rich import box
     from rich.table import Table
 
-    table = Table(title="Quickstart runs", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(
+        title="Quickstart runs", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+    )
     table.add_column("name", style="bold", no_wrap=True)
     for key in SHOWN_METRICS:
         table.add_column(key, justify="right", no_wrap=True)

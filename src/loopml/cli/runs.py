@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from loopml.cli._common import JsonFlag, get_client, message, print_json, print_table
+from loopml.cli._common import (
+    JsonFlag,
+    get_client,
+    message,
+    print_json,
+    print_table,
+    widest_fitting,
+)
 from loopml.cli._format import (
     cell,
     format_ago,
@@ -66,34 +73,40 @@ def _header(top: str, bottom: str) -> Text:
     return Text.assemble(top, "\n", (bottom, "dim"))
 
 
-def _runs_table(
-    experiment: Experiment, runs: Sequence[Run], preferred: dict[str, list[str]]
-) -> tuple[Table, int]:
+def _column_keys(runs: Sequence[Run], preferred: dict[str, list[str]]) -> list[tuple[str, str]]:
+    """The optional (kind, key) columns, most important first: metrics, params, the parent."""
+    metrics = _pick_keys([r.data.metrics for r in runs], preferred["metric"], MAX_METRIC_COLUMNS)
+    params = _pick_keys([r.data.params for r in runs], preferred["param"], MAX_PARAM_COLUMNS)
+    columns = [("metric", key) for key in metrics] + [("param", key) for key in params]
+    if any(r.info.parent_run_id for r in runs):
+        columns.append(("parent", ""))
+    return columns
+
+
+def _runs_table(experiment: Experiment, runs: Sequence[Run], columns: list[tuple[str, str]]) -> Table:
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    metrics = _pick_keys([r.data.metrics for r in runs], preferred["metric"], MAX_METRIC_COLUMNS)
-    params = _pick_keys([r.data.params for r in runs], preferred["param"], MAX_PARAM_COLUMNS)
-    every = {f"m.{k}" for r in runs for k in r.data.metrics} | {
-        f"p.{k}" for r in runs for k in r.data.params
-    }
-    hidden = len(every) - len(metrics) - len(params)
     names = {r.info.run_id: r.info.run_name for r in runs}
-    nested = any(r.info.parent_run_id for r in runs)
-
-    table = Table(title=Text(f"Runs of {experiment.name!r}"), title_justify="left", box=box.SIMPLE_HEAD)
+    nested = ("parent", "") in columns
+    keys = [column for column in columns if column[0] != "parent"]
+    table = Table(
+        title=Text(f"Runs of {experiment.name!r}"),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
     table.add_column("run id", no_wrap=True, style="dim")
-    table.add_column("name", style="bold", overflow="fold")
+    table.add_column("name", style="bold")
     if nested:
-        table.add_column("parent", overflow="fold")
+        table.add_column("parent")
     table.add_column("status", no_wrap=True)
     table.add_column("start", no_wrap=True)
     table.add_column("duration", justify="right", no_wrap=True)
-    for key in metrics:
-        table.add_column(_header(key, "metric"), justify="right", overflow="fold")
-    for key in params:
-        table.add_column(_header(key, "param"), overflow="fold")
+    for kind, key in keys:
+        table.add_column(_header(key, kind), justify="right" if kind == "metric" else "left")
     for run in runs:
         info = run.info
         row = [cell(info.run_id), cell(info.run_name)]
@@ -101,10 +114,13 @@ def _runs_table(
             parent = info.parent_run_id
             row.append(cell(names.get(parent, parent[:8] + "…") if parent else None))
         row += [status_cell(info.status), cell(format_ago(info.start_time)), cell(run_duration(info))]
-        row += [_metric_cell(run.data.metrics.get(key)) for key in metrics]
-        row += [cell(run.data.params.get(key)) for key in params]
+        for kind, key in keys:
+            if kind == "metric":
+                row.append(_metric_cell(run.data.metrics.get(key)))
+            else:
+                row.append(cell(run.data.params.get(key)))
         table.add_row(*row)
-    return table, hidden
+    return table
 
 
 def _metric_cell(value: float | None, digits: int = 4) -> object:
@@ -157,11 +173,16 @@ def list_runs(
     if not runs:
         message(f"No runs in experiment {exp.name!r}" + (" match the filter." if filter_string else "."))
         return
-    table, hidden = _runs_table(exp, runs, _query_keys(filter_string, order_by))
+    columns = _column_keys(runs, _query_keys(filter_string, order_by))
+    table, shown = widest_fitting(lambda n: _runs_table(exp, runs, columns[:n]), len(columns))
     print_table(table)
+    every = {("metric", k) for r in runs for k in r.data.metrics}
+    every |= {("param", k) for r in runs for k in r.data.params}
+    hidden = len(every) - len([c for c in columns[:shown] if c[0] != "parent"])
     if hidden > 0:
         message(
-            f"{hidden} more metric/param columns not shown: see `loopml runs show RUN_ID` or --json.",
+            f"{hidden} more metric/param columns not shown: "
+            "see `loopml runs show RUN_ID` or --json.",
             style="dim",
         )
     if runs.next_page_token:
