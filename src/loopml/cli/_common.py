@@ -35,7 +35,6 @@ from enum import Enum
 from os import PathLike
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -79,17 +78,17 @@ EXIT_CONFLICT = 4
 
 @dataclasses.dataclass
 class State:
-    """The root options, stored on the click context for every command."""
+    """The root options, stored on the command context for every command."""
 
     tracking_uri: str | None = None
     debug: bool = False
 
 
-def get_state(ctx: click.Context) -> State:
+def get_state(ctx: typer.Context) -> State:
     return ctx.find_object(State) or State()
 
 
-def get_client(ctx: click.Context) -> Client:
+def get_client(ctx: typer.Context) -> Client:
     """A client for the store the root options (or ``LOOPML_TRACKING_URI``) name.
 
     The import is deferred so that ``loopml --help`` never loads the store machinery.
@@ -123,16 +122,26 @@ def _report(exc: Exception, debug: bool) -> NoReturn:
         _error_line("Internal error: ", f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__)
         if not debug:
             message("Rerun with --debug to see the traceback.")
-    raise click.exceptions.Exit(exit_code_for(exc))
+    raise typer.Exit(exit_code_for(exc))
+
+
+def _cli_exceptions() -> tuple[type[BaseException], ...]:
+    """Exceptions the command-line framework handles itself (usage errors, exits, aborts)."""
+    base = getattr(typer, "TyperException", None)
+    if base is None:  # older typer builds on click
+        from click import ClickException
+
+        base = ClickException
+    return (typer.Exit, typer.Abort, base)
 
 
 class LoopmlGroup(TyperGroup):
     """The root command group: runs the command and maps what it raises to an exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except _cli_exceptions():
             raise
         except Exception as exc:
             _report(exc, get_state(ctx).debug)

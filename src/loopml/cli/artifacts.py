@@ -12,11 +12,23 @@ from loopml.cli._format import cell, format_size
 
 app = typer.Typer(help="List and download a run's artifacts.", no_args_is_help=True)
 
-RunId = Annotated[str, typer.Argument(help="The run's id (32 hex characters).", show_default=False)]
+RunId = Annotated[str, typer.Argument(help="The run's id (32 hex characters).", metavar="RUN_ID", show_default=False)]
 ArtifactPath = Annotated[
     str,
-    typer.Argument(help="A file or folder among the run's artifacts (default: all of them)."),
+    typer.Argument(
+        help="A file or folder among the run's artifacts (default: all of them).",
+        metavar="PATH",
+        show_default=False,
+    ),
 ]
+
+
+def _short_digest(digest: str | None) -> str | None:
+    """``blake3:48631390098a`` for a full ``algorithm:hex`` digest (full one in --json)."""
+    if digest is None:
+        return None
+    algorithm, _, hexdigest = digest.rpartition(":")
+    return f"{algorithm}:{hexdigest[:12]}" if algorithm else hexdigest[:12]
 
 
 @app.command("ls")
@@ -46,7 +58,7 @@ def list_artifacts(
     table.add_column("digest", style="dim", no_wrap=True)
     for info in artifacts:
         name = info.path + "/" if info.is_dir else info.path
-        digest = info.digest[:16] if info.digest else None
+        digest = _short_digest(info.digest)
         table.add_row(cell(name, "blue" if info.is_dir else ""), cell(format_size(info.size)), cell(digest))
     print_table(table)
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Create, list, archive and restore experiments.", no_args_is_help=True)
 
 NameOrId = Annotated[
-    str, typer.Argument(help="The experiment's name (or its id).", show_default=False)
+    str, typer.Argument(help="The experiment's name (or its id).", metavar="NAME_OR_ID", show_default=False)
 ]
 
 
@@ -60,7 +60,7 @@ def list_experiments(
 @app.command("create")
 def create_experiment(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="A name no other experiment has.")],
+    name: Annotated[str, typer.Argument(help="A name no other experiment has.", metavar="NAME")],
     description: Annotated[
         str, typer.Option("--description", "-d", help="What the experiment is about.")
     ] = "",

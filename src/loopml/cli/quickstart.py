@@ -53,7 +53,10 @@ def _summary(runs: list[Run]) -> Table:
     from rich.table import Table
 
     table = Table(
-        title="Quickstart runs", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False
+        title="Quickstart runs", title_justify="left", box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
     )
     table.add_column("name", style="bold", no_wrap=True)
     for key in SHOWN_METRICS:

@@ -40,19 +40,10 @@ app = typer.Typer(help="Search, show and compare runs.", no_args_is_help=True)
 MAX_METRIC_COLUMNS = 4
 MAX_PARAM_COLUMNS = 3
 
-RunId = Annotated[str, typer.Argument(help="The run's id (32 hex characters).", show_default=False)]
+RunId = Annotated[str, typer.Argument(help="The run's id (32 hex characters).", metavar="RUN_ID", show_default=False)]
 
 
 # -- runs ls -----------------------------------------------------------------------------------
-
-
-def _pick_keys(values: list[dict[str, object]], preferred: list[str], limit: int) -> list[str]:
-    """The keys to show as columns: those the query names, then the most common, up to limit."""
-    counts = Counter(key for mapping in values for key in mapping)
-    chosen = [key for key in preferred if key in counts]
-    ranked = sorted(counts, key=lambda key: (-counts[key], key))
-    room = max(limit - len(chosen), 0)
-    return chosen + [key for key in ranked if key not in chosen][:room]
 
 
 def _query_keys(filter_string: str | None, order_by: Sequence[str] | None) -> dict[str, list[str]]:
@@ -74,10 +65,26 @@ def _header(top: str, bottom: str) -> Text:
 
 
 def _column_keys(runs: Sequence[Run], preferred: dict[str, list[str]]) -> list[tuple[str, str]]:
-    """The optional (kind, key) columns, most important first: metrics, params, the parent."""
-    metrics = _pick_keys([r.data.metrics for r in runs], preferred["metric"], MAX_METRIC_COLUMNS)
-    params = _pick_keys([r.data.params for r in runs], preferred["param"], MAX_PARAM_COLUMNS)
-    columns = [("metric", key) for key in metrics] + [("param", key) for key in params]
+    """The optional columns, most important first: (kind, key) pairs, then the parent.
+
+    Keys the query names come first, then the keys most runs have (metrics before params on
+    a tie), at most MAX_METRIC_COLUMNS metrics and MAX_PARAM_COLUMNS params.
+    """
+    counts = {
+        "metric": Counter(key for run in runs for key in run.data.metrics),
+        "param": Counter(key for run in runs for key in run.data.params),
+    }
+    limits = {"metric": MAX_METRIC_COLUMNS, "param": MAX_PARAM_COLUMNS}
+    named = [(kind, key) for kind in counts for key in preferred[kind] if key in counts[kind]]
+    ranked = sorted(
+        ((kind, key) for kind in counts for key in counts[kind]),
+        key=lambda column: (-counts[column[0]][column[1]], column[0] != "metric", column[1]),
+    )
+    columns: list[tuple[str, str]] = []
+    for kind, key in named + ranked:
+        taken = sum(1 for c in columns if c[0] == kind)
+        if (kind, key) not in columns and (taken < limits[kind] or (kind, key) in named):
+            columns.append((kind, key))
     if any(r.info.parent_run_id for r in runs):
         columns.append(("parent", ""))
     return columns
@@ -90,13 +97,14 @@ def _runs_table(experiment: Experiment, runs: Sequence[Run], columns: list[tuple
 
     names = {r.info.run_id: r.info.run_name for r in runs}
     nested = ("parent", "") in columns
-    keys = [column for column in columns if column[0] != "parent"]
+    keys = sorted((c for c in columns if c[0] != "parent"), key=lambda c: c[0] != "metric")
     table = Table(
         title=Text(f"Runs of {experiment.name!r}"),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
+        collapse_padding=True,
     )
     table.add_column("run id", no_wrap=True, style="dim")
     table.add_column("name", style="bold")
@@ -130,7 +138,7 @@ def _metric_cell(value: float | None, digits: int = 4) -> object:
 @app.command("ls")
 def list_runs(
     ctx: typer.Context,
-    experiment: Annotated[str, typer.Argument(help="The experiment's name (or id).")],
+    experiment: Annotated[str, typer.Argument(help="The experiment's name (or id).", metavar="EXPERIMENT")],
     filter_string: Annotated[
         str | None,
         typer.Option(
@@ -337,7 +345,7 @@ def _comparison_table(runs: list[Run], params: list[Comparison], metrics: list[C
 def compare_runs(
     ctx: typer.Context,
     run_ids: Annotated[
-        list[str], typer.Argument(help="Two or more run ids.", show_default=False)
+        list[str], typer.Argument(help="Two or more run ids.", metavar="RUN_ID", show_default=False)
     ],
     as_json: JsonFlag = False,
 ) -> None:
@@ -365,7 +373,7 @@ def compare_runs(
 def metric_history(
     ctx: typer.Context,
     run_id: RunId,
-    key: Annotated[str, typer.Argument(help="The metric's key.")],
+    key: Annotated[str, typer.Argument(help="The metric's key.", metavar="KEY")],
     as_json: JsonFlag = False,
 ) -> None:
     """Every logged point of one metric of a run, by step."""

@@ -66,15 +66,21 @@ def _user() -> str | None:
         return None
 
 
-def _packages() -> dict[str, str]:
+@functools.cache
+def _versions(dists: tuple[str, ...]) -> dict[str, str]:
     found = {}
-    for module, dist in _TRACKED.items():
-        if module in sys.modules or module == "loopml":
-            try:
-                found[dist] = importlib.metadata.version(dist)
-            except importlib.metadata.PackageNotFoundError:
-                continue
+    for dist in dists:
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
     return found
+
+
+def _packages() -> dict[str, str]:
+    """Versions of loopml and of the tracked libraries imported so far (cached per set)."""
+    dists = tuple(d for m, d in _TRACKED.items() if m == "loopml" or m in sys.modules)
+    return dict(_versions(dists))
 
 
 def collect_source_info() -> SourceInfo:

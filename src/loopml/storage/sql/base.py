@@ -6,7 +6,9 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Executable, Table
 
 from loopml.storage.sql.engine import SqlEngine
 from loopml.storage.sql.schema import events
@@ -22,6 +24,19 @@ class SqlBase:
     """Holds the engine; each resource mixin adds its methods on top."""
 
     _db: SqlEngine
+    _statements: dict[str, Any]
+
+    def _statement(self, name: str, build: Callable[[], Executable]) -> Any:
+        """A statement built once per store and reused: SQLAlchemy then skips rebuilding
+        and recompiling it, which is most of the cost of a small write."""
+        try:
+            return self._statements[name]
+        except AttributeError:
+            self._statements = {}
+        except KeyError:
+            pass
+        stmt = self._statements[name] = build()
+        return stmt
 
     def _event(
         self,
@@ -34,14 +49,15 @@ class SqlBase:
     ) -> None:
         """Append to the event log, in the caller's transaction."""
         conn.execute(
-            insert(events).values(
-                time=now_ms(),
-                kind=kind,
-                subject_type=subject_type,
-                subject_id=subject_id,
-                actor=actor,
-                payload=json.dumps(payload or {}, sort_keys=True),
-            )
+            self._statement("event", events.insert),
+            {
+                "time": now_ms(),
+                "kind": kind,
+                "subject_type": subject_type,
+                "subject_id": subject_id,
+                "actor": actor,
+                "payload": json.dumps(payload or {}, sort_keys=True),
+            },
         )
 
     def _insert(self, table: Table) -> Any:
@@ -61,14 +77,21 @@ class SqlBase:
         columns: list[str],
     ) -> None:
         """Insert rows, replacing ``columns`` of rows whose ``keys`` already exist."""
-        stmt = self._insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
-        )
-        conn.execute(stmt, rows)
+
+        def build() -> Executable:
+            stmt = self._insert(table)
+            return stmt.on_conflict_do_update(
+                index_elements=keys, set_={c: stmt.excluded[c] for c in columns}
+            )
+
+        conn.execute(self._statement(f"upsert:{table.name}:{keys}:{columns}", build), rows)
 
     def _insert_ignore(
         self, conn: Connection, table: Table, rows: list[dict[str, Any]], keys: list[str]
     ) -> None:
         """Insert rows, silently skipping those whose ``keys`` already exist."""
-        conn.execute(self._insert(table).on_conflict_do_nothing(index_elements=keys), rows)
+        stmt = self._statement(
+            f"ignore:{table.name}:{keys}",
+            lambda: self._insert(table).on_conflict_do_nothing(index_elements=keys),
+        )
+        conn.execute(stmt, rows)

@@ -102,18 +102,20 @@ class MetricsMixin(RunsMixin):
         self._db.write(write)
 
     def _update_latest(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        stmt = self._insert(latest_metrics)
-        newer = (stmt.excluded.step > latest_metrics.c.step) | (
-            (stmt.excluded.step == latest_metrics.c.step)
-            & (stmt.excluded.timestamp >= latest_metrics.c.timestamp)
-        )
-        columns = ("step", "timestamp", "value", "is_nan")
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["run_id", "key"],
-            set_={c: stmt.excluded[c] for c in columns},
-            where=newer,
-        )
-        conn.execute(stmt, rows)
+        def build() -> Any:
+            stmt = self._insert(latest_metrics)
+            newer = (stmt.excluded.step > latest_metrics.c.step) | (
+                (stmt.excluded.step == latest_metrics.c.step)
+                & (stmt.excluded.timestamp >= latest_metrics.c.timestamp)
+            )
+            columns = ("step", "timestamp", "value", "is_nan")
+            return stmt.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={c: stmt.excluded[c] for c in columns},
+                where=newer,
+            )
+
+        conn.execute(self._statement("latest_upsert", build), rows)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         run_id = validate_run_id(run_id)

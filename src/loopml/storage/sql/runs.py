@@ -7,7 +7,7 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import Connection, Row, delete, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, select, update
 
 from loopml.entities import LifecycleStage, Metric, Run, RunData, RunInfo, RunStatus, SourceInfo
 from loopml.errors import (
@@ -103,9 +103,13 @@ class RunsMixin(SqlBase):
         }
 
         def write(conn: Connection) -> None:
-            stage = conn.execute(
-                select(experiments.c.lifecycle_stage).where(experiments.c.experiment_id == exp_key)
-            ).scalar()
+            stage_query = self._statement(
+                "experiment_stage",
+                lambda: select(experiments.c.lifecycle_stage).where(
+                    experiments.c.experiment_id == bindparam("b_id")
+                ),
+            )
+            stage = conn.execute(stage_query, {"b_id": exp_key}).scalar()
             if stage is None:
                 raise ExperimentNotFoundError(
                     f"No experiment with id {experiment_id!r}.", experiment_id=str(experiment_id)
@@ -117,10 +121,10 @@ class RunsMixin(SqlBase):
                 )
             if parent is not None:
                 self._require_run(conn, parent)
-            conn.execute(runs.insert().values(**row))
+            conn.execute(self._statement("run_insert", runs.insert), row)
             if clean_tags:
                 conn.execute(
-                    run_tags.insert(),
+                    self._statement("tags_insert", run_tags.insert),
                     [{"run_id": run_id, "key": k, "value": v} for k, v in clean_tags.items()],
                 )
             self._event(conn, "run.created", "run", run_id, {"experiment_id": str(exp_key)})
@@ -129,7 +133,10 @@ class RunsMixin(SqlBase):
         return _to_info(_RowLike(row))
 
     def _require_run(self, conn: Connection, run_id: str) -> Row:
-        row = conn.execute(select(runs).where(runs.c.run_id == run_id)).first()
+        query = self._statement(
+            "run_by_id", lambda: select(runs).where(runs.c.run_id == bindparam("b_run_id"))
+        )
+        row = conn.execute(query, {"b_run_id": run_id}).first()
         if row is None:
             raise RunNotFoundError(f"No run with id {run_id!r}.", run_id=run_id)
         return row
@@ -186,7 +193,11 @@ class RunsMixin(SqlBase):
         def write(conn: Connection) -> Row:
             self._require_run(conn, run_id)
             if values:
-                conn.execute(update(runs).where(runs.c.run_id == run_id).values(**values))
+                stmt = self._statement(
+                    "run_update",
+                    lambda: update(runs).where(runs.c.run_id == bindparam("b_run_id")),
+                )
+                conn.execute(stmt, {"b_run_id": run_id, **values})
             if "status" in values:
                 self._event(conn, "run.status", "run", run_id, {"status": values["status"]})
             return self._require_run(conn, run_id)
@@ -196,10 +207,15 @@ class RunsMixin(SqlBase):
     def _write_params(self, conn: Connection, run_id: str, clean: dict[str, str]) -> None:
         if not clean:
             return
-        query = select(params_table.c.key, params_table.c.value).where(
-            params_table.c.run_id == run_id, params_table.c.key.in_(list(clean))
+        query = self._statement(
+            "params_existing",
+            lambda: select(params_table.c.key, params_table.c.value).where(
+                params_table.c.run_id == bindparam("b_run_id"),
+                params_table.c.key.in_(bindparam("b_keys", expanding=True)),
+            ),
         )
-        existing = {key: value for key, value in conn.execute(query)}
+        found = conn.execute(query, {"b_run_id": run_id, "b_keys": list(clean)})
+        existing = {key: value for key, value in found}
         for key, old in existing.items():
             if old != clean[key]:
                 raise ParamConflictError(
@@ -213,7 +229,7 @@ class RunsMixin(SqlBase):
             {"run_id": run_id, "key": k, "value": v} for k, v in clean.items() if k not in existing
         ]
         if new:
-            conn.execute(params_table.insert(), new)
+            conn.execute(self._statement("params_insert", params_table.insert), new)
 
     def _write_tags(self, conn: Connection, run_id: str, clean: dict[str, str]) -> None:
         if clean:
