@@ -34,7 +34,7 @@ VENVS_DIR = BENCH_DIR / ".venvs"
 try:
     from rich.console import Console
 
-    _console: Console | None = Console(stderr=True, highlight=False)
+    _console: Console | None = Console(stderr=True, highlight=False, log_path=False)
 except ImportError:  # pragma: no cover - rich is a loopml dependency
     _console = None
 
@@ -102,9 +102,7 @@ def _installed_version(python: Path, distribution: str) -> str | None:
         f"try: print(m.version({distribution!r}))\n"
         "except m.PackageNotFoundError: sys.exit(1)\n"
     )
-    done = subprocess.run(
-        [str(python), "-c", code], capture_output=True, text=True, check=False
-    )
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
     return done.stdout.strip() if done.returncode == 0 else None
 
 

@@ -202,8 +202,7 @@ def concurrent(folder: Path, procs: int, points: int) -> dict[str, Any]:
     context = mp.get_context("spawn")
     go, queue = context.Event(), context.Queue()
     workers = [
-        context.Process(target=_child, args=(_uri(folder), points, go, queue))
-        for _ in range(procs)
+        context.Process(target=_child, args=(_uri(folder), points, go, queue)) for _ in range(procs)
     ]
     for worker in workers:
         worker.start()
@@ -217,9 +216,7 @@ def concurrent(folder: Path, procs: int, points: int) -> dict[str, Any]:
         worker.join()
     errors = sum(count for _, _, (count, _) in done)
     samples = sorted({sample for _, _, (_, some) in done for sample in some})
-    stored = sum(
-        len(client.get_metric_history(run_id, "loss")) for _, run_id, _ in done if run_id
-    )
+    stored = sum(len(client.get_metric_history(run_id, "loss")) for _, run_id, _ in done if run_id)
     return {
         "value": stored / elapsed,
         "seconds": elapsed,

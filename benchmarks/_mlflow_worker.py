@@ -23,9 +23,9 @@ import _data
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-import mlflow  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric, Param  # noqa: E402
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
 
 EXPERIMENT = "bench"
 
@@ -123,9 +123,8 @@ def _insert_copies(db: Path, template_id: str, data: list[_data.RunData]) -> Non
     """
     con = sqlite3.connect(db)
     columns = [row[1] for row in con.execute("PRAGMA table_info(runs)")]
-    template = dict(
-        zip(columns, con.execute("SELECT * FROM runs WHERE run_uuid = ?", (template_id,)).fetchone())
-    )
+    template_row = con.execute("SELECT * FROM runs WHERE run_uuid = ?", (template_id,)).fetchone()
+    template = dict(zip(columns, template_row, strict=True))
     template_tags = con.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (template_id,))
     tags = template_tags.fetchall()
     runs, tag_rows, params, metrics = [], [], [], []
@@ -225,7 +224,10 @@ def history(folder: Path, points: int, reads: int) -> dict[str, Any]:
         "seconds": sum(timings) / 1000,
         "count": reads,
         "stored": stored,
-        "extra": {"populate": "MlflowClient.log_batch, 1,000 points per call", "timings_ms": timings},
+        "extra": {
+            "populate": "MlflowClient.log_batch, 1,000 points per call",
+            "timings_ms": timings,
+        },
     }
 
 
@@ -272,9 +274,7 @@ def concurrent(folder: Path, procs: int, points: int) -> dict[str, Any]:
         worker.join()
     errors = sum(count for _, _, (count, _) in done)
     samples = sorted({sample for _, _, (_, some) in done for sample in some})
-    stored = sum(
-        len(client.get_metric_history(run_id, "loss")) for _, run_id, _ in done if run_id
-    )
+    stored = sum(len(client.get_metric_history(run_id, "loss")) for _, run_id, _ in done if run_id)
     return {
         "value": stored / elapsed,
         "seconds": elapsed,

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
-
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Connection, Executable, Table
 
