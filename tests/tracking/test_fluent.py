@@ -247,3 +247,19 @@ def test_uncaught_exception_marks_open_run_failed(tmp_path: Path) -> None:
     assert run.info.status is RunStatus.FAILED
     assert "boom" in (run.info.error or "")
     assert run.data.metrics == {"x": 1.0}
+
+
+@pytest.mark.parametrize(
+    "name", ["emoji 🚀.txt", "percent %2e%2e.txt", "hash #?.txt", "e\u0301.txt"]
+)
+def test_odd_artifact_names_download_exactly(uri: str, tmp_path: Path, name: str) -> None:
+    """RELIABILITY.md V4: odd names round-trip through logging and download."""
+    source = tmp_path / "src" / name
+    source.parent.mkdir()
+    source.write_text(name)
+    with loopml.start_run() as run:
+        loopml.log_artifact(source, "odd")
+    client = loopml.Client(uri)
+    assert [a.path for a in client.list_artifacts(run.run_id, "odd")] == [f"odd/{name}"]
+    out = Path(client.download_artifacts(run.run_id, "odd", tmp_path / "dl"))
+    assert (out / name).read_text() == name

@@ -1,0 +1,91 @@
+"""The explicit client: MLflow-style method names over one store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import loopml
+from loopml.entities import LifecycleStage, Metric, RunStatus
+from loopml.errors import (
+    ArtifactNotFoundError,
+    ExperimentNotFoundError,
+    InvalidArgumentError,
+    RunNotFoundError,
+)
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> loopml.Client:
+    return loopml.Client(tracking_uri=str(tmp_path / "store"))
+
+
+def test_experiment_methods(client: loopml.Client) -> None:
+    exp_id = client.create_experiment("churn", description="d", tags={"t": "1"})
+    assert client.get_experiment(exp_id).name == "churn"
+    assert client.get_experiment_by_name("churn").experiment_id == exp_id  # type: ignore[union-attr]
+    client.set_experiment_tag(exp_id, "t", "2")
+    assert client.archive_experiment(exp_id).lifecycle_stage is LifecycleStage.ARCHIVED
+    assert client.search_experiments() == []
+    assert len(client.search_experiments(include_archived=True)) == 1
+    assert client.restore_experiment(exp_id).tags == {"t": "2"}
+    assert client.resolve_experiment("churn").experiment_id == exp_id
+    assert client.resolve_experiment(exp_id).name == "churn"
+    with pytest.raises(ExperimentNotFoundError, match="nope"):
+        client.resolve_experiment("nope")
+
+
+def test_run_lifecycle(client: loopml.Client) -> None:
+    exp_id = client.create_experiment("e")
+    run = client.create_run(exp_id, run_name="r", tags={"a": "b"})
+    client.log_param(run.run_id, "p", 1)
+    client.log_metric(run.run_id, "m", 0.5, step=3, synchronous=True)
+    client.log_metrics(run.run_id, {"x": 1, "y": 2.5}, step=1)
+    client.log_batch(run.run_id, [Metric("z", 9.0, 1000, 0)], params={"q": "w"}, tags={"c": "d"})
+    client.set_tag(run.run_id, "a", "c")
+    client.delete_tag(run.run_id, "c")
+    client.update_run(run.run_id, name="renamed")
+    with pytest.raises(InvalidArgumentError, match="final status"):
+        client.set_terminated(run.run_id, "RUNNING")
+    ended = client.set_terminated(run.run_id, "failed", error="oops")
+    assert ended.status is RunStatus.FAILED
+    got = client.get_run(run.run_id)
+    assert got.info.run_name == "renamed"
+    assert got.data.params == {"p": "1", "q": "w"}
+    assert got.data.metrics == {"m": 0.5, "x": 1.0, "y": 2.5, "z": 9.0}
+    assert got.data.tags == {"a": "c"}
+    assert [(p.step, p.value) for p in client.get_metric_history(run.run_id, "m")] == [(3, 0.5)]
+
+
+def test_unknown_run_everywhere(client: loopml.Client, tmp_path: Path) -> None:
+    missing = "0" * 32
+    with pytest.raises(RunNotFoundError):
+        client.get_run(missing)
+    with pytest.raises(RunNotFoundError):
+        client.list_artifacts(missing)
+    client.log_metric(missing, "x", 1.0)  # buffered: the error surfaces at flush
+    with pytest.raises(RunNotFoundError):
+        client.flush()
+    client.flush()  # the refused points were dropped, nothing left to fail
+
+
+def test_download_missing_artifact(client: loopml.Client, tmp_path: Path) -> None:
+    run = client.create_run(client.create_experiment("e"))
+    with pytest.raises(ArtifactNotFoundError):
+        client.download_artifacts(run.run_id, "nothing/here.txt", tmp_path / "o")
+    with pytest.raises(InvalidArgumentError, match="folder"):
+        client.log_artifact(run.run_id, tmp_path)
+
+
+def test_search_by_experiment_name(client: loopml.Client, tmp_path: Path) -> None:
+    loopml.set_tracking_uri(str(tmp_path / "store"))
+    try:
+        with loopml.start_run(experiment="named", run_name="one"):
+            loopml.log_metric("acc", 0.9)
+        found = loopml.search_runs("named", filter="metrics.acc > 0.5")
+        assert [r.info.run_name for r in found] == ["one"]
+        with pytest.raises(ExperimentNotFoundError):
+            loopml.search_runs("unknown-experiment")
+    finally:
+        loopml.set_tracking_uri(None)
