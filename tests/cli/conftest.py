@@ -44,9 +44,16 @@ def cli(runner: CliRunner, store_uri: str) -> Invoke:
     return invoke
 
 
-def stdout_json(result: Result) -> Any:
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+@pytest.fixture
+def cli_json(cli: Invoke) -> Callable[..., Any]:
+    """Run a command that must succeed and parse its stdout as JSON."""
+
+    def invoke(*args: str) -> Any:
+        result = cli(*args)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    return invoke
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def test_source_info_is_recorded(uri: str) -> None:
 
 
 def test_run_that_raises_is_failed(uri: str) -> None:
-    with pytest.raises(ZeroDivisionError), loopml.start_run(experiment="e") as run:
+    with pytest.raises(ZeroDivisionError), loopml.start_run(experiment="e") as run:  # noqa: PT012
         loopml.log_metric("before", 1.0)
         _ = 1 / 0
     got = loopml.Client(uri).get_run(run.run_id)
