@@ -56,6 +56,7 @@ class SystemMetricsSampler:
         self._log = log
         self._interval = interval
         self._stop = threading.Event()
+        self._step = 0
         self._thread = threading.Thread(
             target=self._loop, name="loopml-system-metrics", daemon=True
         )
@@ -67,14 +68,16 @@ class SystemMetricsSampler:
         self._thread.start()
         return self
 
+    def _sample(self) -> None:
+        try:
+            self._log(sample_system_metrics(), self._step)
+        except Exception as exc:
+            _log.warning("system metrics sample failed: %s", exc)
+        self._step += 1
+
     def _loop(self) -> None:
-        step = 0
         while not self._stop.wait(self._interval):
-            try:
-                self._log(sample_system_metrics(), step)
-            except Exception as exc:
-                _log.warning("system metrics sample failed: %s", exc)
-            step += 1
+            self._sample()
 
     def stop(self) -> None:
         """Take one last sample and stop."""
@@ -82,7 +85,4 @@ class SystemMetricsSampler:
             return
         self._stop.set()
         self._thread.join(timeout=5)
-        try:
-            self._log(sample_system_metrics(), -1 if False else 10**9)
-        except Exception as exc:
-            _log.debug("final system metrics sample failed: %s", exc)
+        self._sample()
