@@ -59,7 +59,9 @@ def _require_sklearn() -> None:
     try:
         import sklearn  # noqa: F401
     except ImportError:
-        raise MissingDependencyError.for_extra("scikit-learn", "sklearn", "The quickstart") from None
+        raise MissingDependencyError.for_extra(
+            "scikit-learn", "sklearn", "The quickstart"
+        ) from None
 
 
 def _load_data() -> _Data:
@@ -149,10 +151,19 @@ def _train(candidate: Candidate, data: _Data) -> dict[str, float]:
     predicted = (probabilities >= 0.5).astype(int)
     matrix = confusion_matrix(data.y_test, predicted).tolist()
     fluent.log_dict(
-        {"labels": data.labels, "rows": "true label", "columns": "predicted label", "matrix": matrix},
+        {
+            "labels": data.labels,
+            "rows": "true label",
+            "columns": "predicted label",
+            "matrix": matrix,
+        },
         "confusion_matrix.json",
     )
-    kind = "standardized coefficient" if candidate.family == "logistic_regression" else "impurity importance"
+    kind = (
+        "standardized coefficient"
+        if candidate.family == "logistic_regression"
+        else "impurity importance"
+    )
     ranked = sorted(zip(data.feature_names, weights, strict=True), key=lambda p: -abs(p[1]))
     fluent.log_dict(
         {"kind": kind, "features": [{"feature": name, "weight": w} for name, w in ranked]},

@@ -119,7 +119,9 @@ def _report(exc: Exception, debug: bool) -> NoReturn:
         _error_line("Error: ", exc.message)
     else:
         detail = str(exc)
-        _error_line("Internal error: ", f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__)
+        _error_line(
+            "Internal error: ", f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+        )
         if not debug:
             message("Rerun with --debug to see the traceback.")
     raise typer.Exit(exit_code_for(exc))
@@ -189,7 +191,9 @@ def output_width() -> int | None:
     return None
 
 
-def widest_fitting(build: Callable[[int], RenderableType], count: int) -> tuple[RenderableType, int]:
+def widest_fitting(
+    build: Callable[[int], RenderableType], count: int
+) -> tuple[RenderableType, int]:
     """``build(n)`` for the largest ``n <= count`` whose output fits :func:`output_width`.
 
     For tables with optional columns: fewer columns beat columns squeezed to nothing.

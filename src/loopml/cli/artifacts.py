@@ -12,7 +12,10 @@ from loopml.cli._format import cell, format_size
 
 app = typer.Typer(help="List and download a run's artifacts.", no_args_is_help=True)
 
-RunId = Annotated[str, typer.Argument(help="The run's id (32 hex characters).", metavar="RUN_ID", show_default=False)]
+RunId = Annotated[
+    str,
+    typer.Argument(help="The run's id (32 hex characters).", metavar="RUN_ID", show_default=False),
+]
 ArtifactPath = Annotated[
     str,
     typer.Argument(
@@ -59,7 +62,9 @@ def list_artifacts(
     for info in artifacts:
         name = info.path + "/" if info.is_dir else info.path
         digest = _short_digest(info.digest)
-        table.add_row(cell(name, "blue" if info.is_dir else ""), cell(format_size(info.size)), cell(digest))
+        table.add_row(
+            cell(name, "blue" if info.is_dir else ""), cell(format_size(info.size)), cell(digest)
+        )
     print_table(table)
 
 
@@ -73,7 +78,7 @@ def get_artifacts(
         typer.Option(
             "--output",
             "-o",
-            help="The folder to download into (created if needed; default: a new temporary folder).",
+            help="The folder to download into (created if needed; default: a new temp folder).",
             file_okay=False,
             show_default=False,
         ),

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Create, list, archive and restore experiments.", no_args_is_help=True)
 
 NameOrId = Annotated[
-    str, typer.Argument(help="The experiment's name (or its id).", metavar="NAME_OR_ID", show_default=False)
+    str,
+    typer.Argument(
+        help="The experiment's name (or its id).", metavar="NAME_OR_ID", show_default=False
+    ),
 ]
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from loopml.cli._common import JsonFlag, get_state, print_json, print_table
+from loopml.cli._common import JsonFlag, get_state, message, print_json, print_table
 from loopml.cli._format import cell, format_number
 
 if TYPE_CHECKING:
@@ -24,17 +24,24 @@ SHOWN_METRICS = ("accuracy", "f1", "roc_auc")
 
 @contextmanager
 def _progress_bar(total: int) -> Iterator[Callable[[str], None]]:
-    """A progress bar on stderr; the callback moves it one step per message after the first."""
+    """A progress bar on stderr, moved one step per message after the first.
+
+    When stderr is not a terminal (a log file, CI), each message is one plain line instead.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield message
+        return
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("Starting", total=total)
         calls = 0
 
@@ -53,7 +60,9 @@ def _summary(runs: list[Run]) -> Table:
     from rich.table import Table
 
     table = Table(
-        title="Quickstart runs", title_justify="left", box=box.SIMPLE_HEAD,
+        title="Quickstart runs",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
         collapse_padding=True,
@@ -82,11 +91,13 @@ def _next_steps(runs: list[Run], experiment: str, tracking_uri: str | None) -> l
     exp = shlex.quote(experiment)
     parent, children = runs[0], runs[1:]
     best = parent.data.tags.get("best_run_id", children[-1].info.run_id)
-    forest = next((r for r in children if r.data.params.get("model") == "random_forest"), children[-1])
+    forest = next(
+        (r for r in children if r.data.params.get("model") == "random_forest"), children[-1]
+    )
     ids = " ".join(r.info.run_id for r in children[:2])
     return [
         f"{base} runs ls {exp}",
-        f"{base} runs ls {exp} --filter \"metrics.roc_auc > 0.99\" --order-by \"metrics.roc_auc DESC\"",
+        f'{base} runs ls {exp} --filter "metrics.roc_auc > 0.99" --order-by "metrics.roc_auc DESC"',
         f"{base} runs compare {ids}",
         f"{base} runs show {best}",
         f"{base} runs history {forest.info.run_id} roc_auc",

@@ -40,7 +40,10 @@ app = typer.Typer(help="Search, show and compare runs.", no_args_is_help=True)
 MAX_METRIC_COLUMNS = 4
 MAX_PARAM_COLUMNS = 3
 
-RunId = Annotated[str, typer.Argument(help="The run's id (32 hex characters).", metavar="RUN_ID", show_default=False)]
+RunId = Annotated[
+    str,
+    typer.Argument(help="The run's id (32 hex characters).", metavar="RUN_ID", show_default=False),
+]
 
 
 # -- runs ls -----------------------------------------------------------------------------------
@@ -90,7 +93,9 @@ def _column_keys(runs: Sequence[Run], preferred: dict[str, list[str]]) -> list[t
     return columns
 
 
-def _runs_table(experiment: Experiment, runs: Sequence[Run], columns: list[tuple[str, str]]) -> Table:
+def _runs_table(
+    experiment: Experiment, runs: Sequence[Run], columns: list[tuple[str, str]]
+) -> Table:
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -121,7 +126,11 @@ def _runs_table(experiment: Experiment, runs: Sequence[Run], columns: list[tuple
         if nested:
             parent = info.parent_run_id
             row.append(cell(names.get(parent, parent[:8] + "…") if parent else None))
-        row += [status_cell(info.status), cell(format_ago(info.start_time)), cell(run_duration(info))]
+        row += [
+            status_cell(info.status),
+            cell(format_ago(info.start_time)),
+            cell(run_duration(info)),
+        ]
         for kind, key in keys:
             if kind == "metric":
                 row.append(_metric_cell(run.data.metrics.get(key)))
@@ -138,7 +147,9 @@ def _metric_cell(value: float | None, digits: int = 4) -> object:
 @app.command("ls")
 def list_runs(
     ctx: typer.Context,
-    experiment: Annotated[str, typer.Argument(help="The experiment's name (or id).", metavar="EXPERIMENT")],
+    experiment: Annotated[
+        str, typer.Argument(help="The experiment's name (or id).", metavar="EXPERIMENT")
+    ],
     filter_string: Annotated[
         str | None,
         typer.Option(
@@ -162,7 +173,9 @@ def list_runs(
     ] = 100,
     page_token: Annotated[
         str | None,
-        typer.Option("--page-token", help="Continue a listing (the token --json prints).", show_default=False),
+        typer.Option(
+            "--page-token", help="Continue a listing (the token --json prints).", show_default=False
+        ),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -179,7 +192,9 @@ def list_runs(
         print_json({"runs": list(runs), "next_page_token": runs.next_page_token})
         return
     if not runs:
-        message(f"No runs in experiment {exp.name!r}" + (" match the filter." if filter_string else "."))
+        message(
+            f"No runs in experiment {exp.name!r}" + (" match the filter." if filter_string else ".")
+        )
         return
     columns = _column_keys(runs, _query_keys(filter_string, order_by))
     table, shown = widest_fitting(lambda n: _runs_table(exp, runs, columns[:n]), len(columns))
@@ -189,7 +204,7 @@ def list_runs(
     hidden = len(every) - len([c for c in columns[:shown] if c[0] != "parent"])
     if hidden > 0:
         message(
-            f"{hidden} more metric/param columns not shown: "
+            f"{hidden} more metric/param column{'s' if hidden > 1 else ''} not shown: "
             "see `loopml runs show RUN_ID` or --json.",
             style="dim",
         )
@@ -202,8 +217,11 @@ def list_runs(
 
 def _key_value_table(title: str, rows: list[tuple[str, object]]) -> Table:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+    table = Table(
+        title=Text(title), title_justify="left", show_header=False, box=None, padding=(0, 2)
+    )
     table.add_column("key", style="bold", no_wrap=True)
     table.add_column("value")
     for key, value in rows:
@@ -249,7 +267,10 @@ def _metrics_table(latest: dict[str, Metric]) -> Table:
     for key in sorted(latest):
         point = latest[key]
         table.add_row(
-            cell(key), cell(format_number(point.value, 10)), cell(point.step), cell(format_time(point.timestamp))
+            cell(key),
+            cell(format_number(point.value, 10)),
+            cell(point.step),
+            cell(format_time(point.timestamp)),
         )
     return table
 
@@ -276,7 +297,7 @@ def show_run(ctx: typer.Context, run_id: RunId, as_json: JsonFlag = False) -> No
         return
     experiment = client.get_experiment(run.info.experiment_id)
     data = run.data
-    parts: list[object] = [_overview(run, experiment.name)]
+    parts: list[Table] = [_overview(run, experiment.name)]
     if data.params:
         parts.append(_key_value_table("Params", [(k, data.params[k]) for k in sorted(data.params)]))
     if data.latest_metrics:
@@ -288,7 +309,7 @@ def show_run(ctx: typer.Context, run_id: RunId, as_json: JsonFlag = False) -> No
     for index, part in enumerate(parts):
         if index:
             print()
-        print_table(part)  # type: ignore[arg-type]
+        print_table(part)
 
 
 # -- runs compare ------------------------------------------------------------------------------
@@ -319,7 +340,9 @@ def _comparison_rows(mappings: Sequence[Mapping[str, str | float]]) -> list[Comp
     return rows
 
 
-def _comparison_table(runs: list[Run], params: list[Comparison], metrics: list[Comparison]) -> Table:
+def _comparison_table(
+    runs: list[Run], params: list[Comparison], metrics: list[Comparison]
+) -> Table:
     from rich.table import Table
 
     table = Table(title="Run comparison", title_justify="left", caption="* = values differ")
@@ -378,6 +401,7 @@ def metric_history(
 ) -> None:
     """Every logged point of one metric of a run, by step."""
     from rich.table import Table
+    from rich.text import Text
 
     history = get_client(ctx).get_metric_history(run_id, key)
     if as_json:
@@ -386,10 +410,14 @@ def metric_history(
     if not history:
         message(f"Run {run_id} has no points of metric {key!r}.")
         return
-    table = Table(title=f"Metric {key!r}", title_justify="left")
+    table = Table(title=Text(f"Metric {key!r}"), title_justify="left")
     table.add_column("step", justify="right")
     table.add_column("value", justify="right")
     table.add_column("logged", no_wrap=True)
     for point in history:
-        table.add_row(cell(point.step), cell(format_number(point.value, 10)), cell(format_time(point.timestamp)))
+        table.add_row(
+            cell(point.step),
+            cell(format_number(point.value, 10)),
+            cell(format_time(point.timestamp)),
+        )
     print_table(table)
