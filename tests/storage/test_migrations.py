@@ -60,5 +60,5 @@ def test_unknown_revision_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_unreachable_database(tmp_path: Path) -> None:
-    with pytest.raises(StoreUnavailableError, match="127.0.0.1:1"):
+    with pytest.raises(StoreUnavailableError, match=r"127\.0\.0\.1:1"):
         SqlStore("postgresql://nobody@127.0.0.1:1/none", BlobStore(str(tmp_path / "b")))
