@@ -25,6 +25,7 @@ __all__ = ["SearchMixin"]
 
 MAX_RESULTS = 10_000
 
+_Joined = dict[tuple[str, str], Any]
 _TABLES: dict[str, Table] = {"param": params, "tag": run_tags, "metric": latest_metrics}
 _ATTRIBUTE_COLUMNS = {
     "run_id": runs.c.run_id,
@@ -102,7 +103,9 @@ def _decode_token(token: str | None) -> int:
     )
 
 
-def _apply_filter(query: Select[Any], clauses: list[Comparison]) -> Select[Any]:
+def _apply_filter(query: Select[Any], clauses: list[Comparison]) -> tuple[Select[Any], _Joined]:
+    """Add the filter's joins and conditions; also return the joined tables by (kind, key)."""
+    joined: _Joined = {}
     for index, clause in enumerate(clauses):
         if clause.kind == "attribute":
             query = query.where(_attribute_condition(clause))
@@ -114,14 +117,23 @@ def _apply_filter(query: Select[Any], clauses: list[Comparison]) -> Select[Any]:
             condition = _compare(table.c.value, clause.op, clause.value)
         on = and_(table.c.run_id == runs.c.run_id, table.c.key == clause.key, condition)
         query = query.join(table, on)
-    return query
+        if not (clause.kind == "metric" and clause.op == "!="):  # those rows may hold NaN
+            joined.setdefault((clause.kind, clause.key), table)
+    return query, joined
 
 
-def _apply_order(query: Select[Any], orders: list[OrderBy]) -> Select[Any]:
+def _apply_order(query: Select[Any], orders: list[OrderBy], joined: _Joined) -> Select[Any]:
+    """Order by the clauses, then newest first. A key the filter already joined (so every
+    result has it) is ordered through that join, which lets the database walk an index in
+    order and stop at the page's end instead of sorting every match."""
     terms = []
     for index, order in enumerate(orders):
         if order.kind == "attribute":
             column: Any = _ATTRIBUTE_COLUMNS[order.key]
+        elif (order.kind, order.key) in joined:
+            column = joined[(order.kind, order.key)].c.value
+            terms.append(column.asc() if order.ascending else column.desc())
+            continue
         else:
             table = _TABLES[order.kind].alias(f"o{index}")
             on = and_(table.c.run_id == runs.c.run_id, table.c.key == order.key)
@@ -164,7 +176,8 @@ class SearchMixin(RunsMixin):
         if not ids:
             return PagedList([], None)
         query = select(runs).where(runs.c.experiment_id.in_(ids))
-        query = _apply_order(_apply_filter(query, clauses), orders)
+        query, joined = _apply_filter(query, clauses)
+        query = _apply_order(query, orders, joined)
         query = query.limit(max_results + 1).offset(offset)
         with self._db.read() as conn:
             rows = list(conn.execute(query))
