@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -51,10 +51,10 @@ RunId = Annotated[
 
 def _query_keys(filter_string: str | None, order_by: Sequence[str] | None) -> dict[str, list[str]]:
     """The metric and param keys a (valid) filter and order-by mention, in order."""
-    from loopml.storage.search import parse_filter, parse_order_by
+    from loopml.storage.search import OrderBy, parse_filter, parse_order_by
 
     keys: dict[str, list[str]] = {"metric": [], "param": []}
-    terms = [*parse_order_by(order_by), *parse_filter(filter_string)]
+    terms: list[Comparison | OrderBy] = [*parse_order_by(order_by), *parse_filter(filter_string)]
     for term in terms:
         if term.kind in keys and term.key not in keys[term.kind]:
             keys[term.kind].append(term.key)
@@ -140,7 +140,7 @@ def _runs_table(
     return table
 
 
-def _metric_cell(value: float | None, digits: int = 4) -> object:
+def _metric_cell(value: float | None, digits: int = 4) -> Text:
     return cell(None if value is None else format_number(value, digits))
 
 
@@ -215,7 +215,7 @@ def list_runs(
 # -- runs show ---------------------------------------------------------------------------------
 
 
-def _key_value_table(title: str, rows: list[tuple[str, object]]) -> Table:
+def _key_value_table(title: str, rows: list[tuple[str, Any]]) -> Table:
     from rich.table import Table
     from rich.text import Text
 

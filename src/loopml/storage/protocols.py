@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from loopml.entities import (
     ArtifactInfo,
@@ -35,7 +35,7 @@ __all__ = [
 @runtime_checkable
 class ExperimentStore(Protocol):
     def create_experiment(
-        self, name: str, description: str = "", tags: Mapping[str, str] | None = None
+        self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
     ) -> Experiment: ...
 
     def get_experiment(self, experiment_id: str) -> Experiment: ...
@@ -64,7 +64,7 @@ class RunStore(Protocol):
         run_name: str | None = None,
         start_time: int | None = None,
         parent_run_id: str | None = None,
-        tags: Mapping[str, str] | None = None,
+        tags: Mapping[str, Any] | None = None,
         source: SourceInfo | None = None,
         heartbeat: bool = False,
     ) -> RunInfo: ...
@@ -81,9 +81,9 @@ class RunStore(Protocol):
         error: str | None = None,
     ) -> RunInfo: ...
 
-    def log_params(self, run_id: str, params: Mapping[str, str]) -> None: ...
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None: ...
 
-    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None: ...
 
     def delete_tag(self, run_id: str, key: str) -> None: ...
 
@@ -107,8 +107,8 @@ class MetricStore(Protocol):
         self,
         run_id: str,
         metrics: Sequence[Metric] = (),
-        params: Mapping[str, str] | None = None,
-        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
     ) -> None: ...
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...

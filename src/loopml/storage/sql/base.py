@@ -64,7 +64,9 @@ class SqlBase:
         if self._db.dialect == "sqlite":
             from sqlalchemy.dialects.sqlite import insert as dialect_insert
         else:
-            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            from sqlalchemy.dialects.postgresql import (  # type: ignore[assignment]
+                insert as dialect_insert,
+            )
         return dialect_insert(table)
 
     def _upsert(

@@ -63,7 +63,7 @@ class ExperimentsMixin(SqlBase):
                     last_update_time=now,
                 )
             )
-            experiment_id = result.inserted_primary_key[0]
+            experiment_id = result.inserted_primary_key[0]  # type: ignore[index]
             if clean_tags:
                 conn.execute(
                     insert(experiment_tags),

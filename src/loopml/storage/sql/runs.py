@@ -6,6 +6,8 @@ import json
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, select, update
 
@@ -33,7 +35,8 @@ from loopml.storage.validation import (
 __all__ = ["RunsMixin"]
 
 
-def _to_info(row: Row) -> RunInfo:
+def _to_info(row: Any) -> RunInfo:
+    """A RunInfo from a fetched row (or anything with the same attributes)."""
     return RunInfo(
         run_id=row.run_id,
         experiment_id=str(row.experiment_id),
@@ -130,7 +133,7 @@ class RunsMixin(SqlBase):
             self._event(conn, "run.created", "run", run_id, {"experiment_id": str(exp_key)})
 
         self._db.write(write)
-        return _to_info(_RowLike(row))
+        return _to_info(SimpleNamespace(end_time=None, error=None, **row))
 
     def _require_run(self, conn: Connection, run_id: str) -> Row:
         query = self._statement(
@@ -309,12 +312,3 @@ class RunsMixin(SqlBase):
             return [run_id for run_id, _ in found]
 
         return self._db.write(write)
-
-
-class _RowLike:
-    """Lets a freshly inserted values dict go through the same conversion as a fetched row."""
-
-    def __init__(self, values: dict[str, object]) -> None:
-        self.__dict__.update(values)
-        self.__dict__.setdefault("end_time", None)
-        self.__dict__.setdefault("error", None)
