@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import subprocess
 import sys
 import textwrap
@@ -263,3 +264,27 @@ def test_odd_artifact_names_download_exactly(uri: str, tmp_path: Path, name: str
     assert [a.path for a in client.list_artifacts(run.run_id, "odd")] == [f"odd/{name}"]
     out = Path(client.download_artifacts(run.run_id, "odd", tmp_path / "dl"))
     assert (out / name).read_text() == name
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_forked_child_does_not_end_or_duplicate(uri: str) -> None:
+    """A forked worker neither ends the parent's run at its exit nor re-writes its buffer."""
+    with loopml.start_run() as run:
+        loopml.log_metric("parent", 1.0, step=0)  # still buffered at fork time
+        pid = os.fork()
+        if pid == 0:  # the child: log one point of its own, then exit normally
+            code = 0
+            try:
+                loopml.log_metric("child", 2.0, step=0)
+                loopml.flush()
+            except BaseException:
+                code = 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert loopml.Client(uri).get_run(run.run_id).info.status is RunStatus.RUNNING
+    client = loopml.Client(uri)
+    assert client.get_run(run.run_id).data.metrics == {"parent": 1.0, "child": 2.0}
+    assert len(client.get_metric_history(run.run_id, "parent")) == 1

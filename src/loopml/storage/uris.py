@@ -100,6 +100,18 @@ def _storage_options(artifacts_uri: str, settings: Settings) -> dict[str, Any]:
     return {}
 
 
+def _dispose_after_fork() -> None:
+    """A forked child must not reuse the parent's database connections: drop them from the
+    pools without closing them (closing would disturb the parent's use of them)."""
+    for store in _stores.values():
+        dispose = getattr(store, "dispose_after_fork", None)
+        if dispose is not None:
+            dispose()
+
+
+_fork_hook = False
+
+
 def open_store(
     tracking_uri: str | None = None,
     artifacts_uri: str | None = None,
@@ -109,7 +121,11 @@ def open_store(
     settings = settings or Settings.from_env()
     location = resolve_location(tracking_uri, artifacts_uri, settings)
     key = (location.db_url, location.artifacts_uri)
+    global _fork_hook
     with _lock:
+        if not _fork_hook:
+            os.register_at_fork(after_in_child=_dispose_after_fork)
+            _fork_hook = True
         store = _stores.get(key)
         if store is None:
             store = _open(location, settings)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import weakref
 from collections import defaultdict
@@ -42,6 +43,14 @@ class MetricBuffer:
         self._dropped: list[LoopmlError] = []
         _buffers.add(self)
         _register_exit_flush()
+
+    def _reset_after_fork(self) -> None:
+        self._pending = defaultdict(list)
+        self._count = 0
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
 
     def add(self, run_id: str, point: Metric) -> None:
         with self._lock:
@@ -144,4 +153,12 @@ def _register_exit_flush() -> None:
     global _registered
     if not _registered:
         atexit.register(flush_all)
+        os.register_at_fork(after_in_child=_forget_after_fork)
         _registered = True
+
+
+def _forget_after_fork() -> None:
+    """In a forked child, drop the parent's pending points (the parent writes them) and the
+    flusher thread, which did not survive the fork."""
+    for buffer in list(_buffers):
+        buffer._reset_after_fork()

@@ -340,6 +340,17 @@ def _install_exit_hooks() -> None:
 
     sys.excepthook = excepthook
     atexit.register(_end_open_runs)
+    os.register_at_fork(after_in_child=_forget_after_fork)
+
+
+def _forget_after_fork() -> None:
+    """A forked child (a data-loader worker, say) may log to the parent's active run, but it
+    neither ends that run at its exit nor sends its heartbeats."""
+    global _lock
+    _lock = threading.Lock()
+    _open_runs.clear()
+    for beat in _heartbeats.values():
+        beat.forget_after_fork()
 
 
 def _end_open_runs() -> None:

@@ -25,6 +25,12 @@ class Heartbeat:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def forget_after_fork(self) -> None:
+        """A forked child does not beat for its parent's runs."""
+        self._runs = set()
+        self._lock = threading.Lock()
+        self._thread = None
+
     def add(self, run_id: str) -> None:
         with self._lock:
             self._runs.add(run_id)

@@ -37,6 +37,10 @@ class SqlStore(ExperimentsMixin, MetricsMixin, ArtifactsMixin, SearchMixin):
     def close(self) -> None:
         self._db.dispose()
 
+    def dispose_after_fork(self) -> None:
+        """Forget pooled connections inherited from a parent process (see os.fork)."""
+        self._db.engine.dispose(close=False)
+
     def __repr__(self) -> str:
         url = self._db.engine.url.render_as_string(hide_password=True)
         return f"SqlStore({url!r}, blobs={self._blobs.uri!r})"
