@@ -51,10 +51,13 @@ RunId = Annotated[
 
 def _query_keys(filter_string: str | None, order_by: Sequence[str] | None) -> dict[str, list[str]]:
     """The metric and param keys a (valid) filter and order-by mention, in order."""
-    from loopml.storage.search import OrderBy, parse_filter, parse_order_by
+    from loopml.storage import search
 
     keys: dict[str, list[str]] = {"metric": [], "param": []}
-    terms: list[Comparison | OrderBy] = [*parse_order_by(order_by), *parse_filter(filter_string)]
+    terms: list[search.Comparison | search.OrderBy] = [
+        *search.parse_order_by(order_by),
+        *search.parse_filter(filter_string),
+    ]
     for term in terms:
         if term.kind in keys and term.key not in keys[term.kind]:
             keys[term.kind].append(term.key)
