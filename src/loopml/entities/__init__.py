@@ -2,7 +2,7 @@
 
 from loopml.entities.artifact import ArtifactInfo
 from loopml.entities.experiment import Experiment, LifecycleStage
-from loopml.entities.metric import Metric
+from loopml.entities.metric import Metric, MetricRow
 from loopml.entities.paging import PagedList
 from loopml.entities.run import Run, RunData, RunInfo, RunStatus, SourceInfo
 
@@ -11,6 +11,7 @@ __all__ = [
     "Experiment",
     "LifecycleStage",
     "Metric",
+    "MetricRow",
     "PagedList",
     "Run",
     "RunData",

@@ -16,6 +16,7 @@ from loopml.entities import (
     Experiment,
     LifecycleStage,
     Metric,
+    MetricRow,
     PagedList,
     Run,
     RunInfo,
@@ -110,6 +111,12 @@ class MetricStore(Protocol):
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
     ) -> None: ...
+
+    def append_metric_rows(self, rows: Sequence[MetricRow]) -> None:
+        """Write points the caller has already validated (the client's buffer), of one or
+        more runs, in one transaction. Raises RunNotFoundError, writing nothing, when a run
+        does not exist."""
+        ...
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 

@@ -15,7 +15,7 @@ import threading
 import weakref
 from collections import defaultdict
 
-from loopml.entities import Metric
+from loopml.entities import MetricRow
 from loopml.errors import InvalidArgumentError, LoopmlError, NotFoundError
 from loopml.storage.protocols import MetricStore
 
@@ -27,15 +27,16 @@ _MAX_BACKOFF = 30.0
 
 
 class MetricBuffer:
+    """Validated metric rows waiting to be written, of any runs of one store."""
+
     def __init__(
         self, store: MetricStore, *, interval: float = 1.0, max_points: int = 20_000
     ) -> None:
         self._store = store
         self._interval = interval
         self._max_points = max_points
-        self._pending: defaultdict[str, list[Metric]] = defaultdict(list)
-        self._count = 0
-        self._lock = threading.Lock()  # guards _pending and _count
+        self._pending: list[MetricRow] = []
+        self._lock = threading.Lock()  # guards _pending
         self._flush_lock = threading.Lock()  # one batch write at a time, so flush() is complete
         self._wake = threading.Event()
         self._closed = False
@@ -45,21 +46,20 @@ class MetricBuffer:
         _register_exit_flush()
 
     def _reset_after_fork(self) -> None:
-        self._pending = defaultdict(list)
-        self._count = 0
+        self._pending = []
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = None
 
-    def add(self, run_id: str, point: Metric) -> None:
+    def add(self, row: MetricRow) -> None:
+        """Queue one row; the caller has validated it (see ``Client.log_metric``)."""
         with self._lock:
-            self._pending[run_id].append(point)
-            self._count += 1
-            full = self._count >= self._max_points
+            pending = self._pending
+            pending.append(row)
             if self._thread is None:
                 self._start_thread()
-        if full:
+        if len(pending) >= self._max_points:
             self._wake.set()
 
     def _start_thread(self) -> None:
@@ -68,50 +68,53 @@ class MetricBuffer:
         )
         self._thread.start()
 
-    def _take(self, run_id: str | None) -> dict[str, list[Metric]]:
+    def _take(self) -> list[MetricRow]:
         with self._lock:
-            if run_id is None:
-                taken = dict(self._pending)
-                self._pending.clear()
-                self._count = 0
-            else:
-                points = self._pending.pop(run_id, [])
-                taken = {run_id: points} if points else {}
-                self._count -= len(points)
+            taken, self._pending = self._pending, []
             return taken
 
-    def _put_back(self, taken: dict[str, list[Metric]]) -> None:
+    def _put_back(self, rows: list[MetricRow]) -> None:
         with self._lock:
-            for run_id, points in taken.items():
-                self._pending[run_id][:0] = points
-                self._count += len(points)
+            self._pending[:0] = rows
 
-    def _write(self, taken: dict[str, list[Metric]]) -> None:
-        done: list[str] = []
+    def _write(self, rows: list[MetricRow]) -> None:
+        if not rows:
+            return
         try:
-            for run_id, points in taken.items():
-                try:
-                    self._store.log_batch(run_id, points)
-                except (NotFoundError, InvalidArgumentError) as exc:
-                    # Retrying cannot help (the run is gone); keep the error for flush().
-                    self._dropped.append(exc)
-                    _log.error("dropped %d metric points of run %s: %s", len(points), run_id, exc)
-                done.append(run_id)
+            self._store.append_metric_rows(rows)
+        except NotFoundError:
+            self._write_per_run(rows)
         except BaseException:
-            self._put_back({r: p for r, p in taken.items() if r not in done})
+            self._put_back(rows)
             raise
 
-    def flush(self, run_id: str | None = None) -> None:
-        """Write every buffered point (of one run, or of all) now; raise if any was refused."""
+    def _write_per_run(self, rows: list[MetricRow]) -> None:
+        """Some run is gone: write the other runs' points and drop that run's, keeping the
+        error for the next flush() (retrying cannot help)."""
+        by_run: dict[str, list[MetricRow]] = defaultdict(list)
+        for row in rows:
+            by_run[row[0]].append(row)
+        groups = list(by_run.items())
+        for index, (run_id, points) in enumerate(groups):
+            try:
+                self._store.append_metric_rows(points)
+            except (NotFoundError, InvalidArgumentError) as exc:
+                self._dropped.append(exc)
+                _log.error("dropped %d metric points of run %s: %s", len(points), run_id, exc)
+            except BaseException:
+                self._put_back([row for _, rest in groups[index:] for row in rest])
+                raise
+
+    def flush(self) -> None:
+        """Write every buffered point now; raise if any was refused."""
         with self._flush_lock:
-            self._write(self._take(run_id))
+            self._write(self._take())
         if self._dropped:
             errors, self._dropped = self._dropped, []
             raise errors[0]
 
     def pending(self) -> int:
-        with self._lock:
-            return self._count
+        return len(self._pending)
 
     def _loop(self) -> None:
         backoff = self._interval
@@ -120,7 +123,7 @@ class MetricBuffer:
             self._wake.clear()
             try:
                 with self._flush_lock:
-                    self._write(self._take(None))
+                    self._write(self._take())
                 backoff = self._interval
             except Exception as exc:  # the store is down: keep the points and retry later
                 backoff = min(_MAX_BACKOFF, backoff * 2)

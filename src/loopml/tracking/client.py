@@ -19,6 +19,7 @@ from loopml.entities import (
     Experiment,
     LifecycleStage,
     Metric,
+    MetricRow,
     PagedList,
     Run,
     RunInfo,
@@ -29,11 +30,20 @@ from loopml.errors import ExperimentNotFoundError, InvalidArgumentError
 from loopml.storage.paths import join_under, validate_artifact_path
 from loopml.storage.protocols import TrackingStore
 from loopml.storage.uris import open_store
-from loopml.storage.validation import validate_key, validate_metric_value, validate_step
+from loopml.storage.validation import (
+    validate_key,
+    validate_metric_value,
+    validate_run_id,
+    validate_step,
+    validate_timestamp,
+)
 from loopml.tracking import artifacts as _artifacts
 from loopml.tracking.buffer import MetricBuffer
 
 __all__ = ["Client"]
+
+
+_INT64 = 2**63 - 1
 
 
 def _now_ms() -> int:
@@ -60,6 +70,7 @@ class Client:
         self._store = open_store(uri, artifacts_uri, self._settings)
         self._buffer = _shared_buffer(self._store, self._settings)
         self._valid_keys: set[str] = set()
+        self._valid_runs: set[str] = set()
         self._steps: dict[tuple[str, str], int] = {}
         self._last_reap = 0.0
 
@@ -192,21 +203,29 @@ class Client:
 
     # -- metrics -----------------------------------------------------------------------------
 
-    def _point(
+    def _row(
         self, run_id: str, key: str, value: Any, step: int | None, timestamp: int | None
-    ) -> Metric:
+    ) -> MetricRow:
+        """Validate one point and turn it into a stored row (the hot path of log_metric)."""
+        if run_id not in self._valid_runs:
+            self._valid_runs.add(validate_run_id(run_id))
         if key not in self._valid_keys:
-            validate_key("metric", key)
-            self._valid_keys.add(key)
+            self._valid_keys.add(validate_key("metric", key))
         if type(value) is not float:
             value = validate_metric_value(key, value)
         counter = (run_id, key)
         if step is None:
             step = self._steps.get(counter, 0)
-        elif type(step) is not int:
+        elif type(step) is not int or not -_INT64 <= step <= _INT64:
             step = validate_step(key, step)
         self._steps[counter] = step + 1
-        return Metric(key, value, _now_ms() if timestamp is None else int(timestamp), step)
+        if timestamp is None:
+            timestamp = time.time_ns() // 1_000_000
+        elif type(timestamp) is not int or timestamp < 0:
+            timestamp = validate_timestamp(f"timestamp of metric {key!r}", timestamp)
+        if value != value:  # NaN
+            return (run_id, key, step, timestamp, 0.0, True)
+        return (run_id, key, step, timestamp, value, False)
 
     def log_metric(
         self,
@@ -221,13 +240,14 @@ class Client:
         """Log one point. It is buffered and written in a batch unless ``synchronous``.
 
         Without ``step``, the step is one more than the last step this client logged for the
-        key in this run (0 for the first point).
+        key in this run (0 for the first point). The point is validated now, so a bad value
+        raises here, not at the flush.
         """
-        point = self._point(run_id, key, value, step, timestamp)
+        row = self._row(run_id, key, value, step, timestamp)
         if synchronous:
-            self._store.log_batch(run_id, [point])
+            self._store.append_metric_rows([row])
         else:
-            self._buffer.add(run_id, point)
+            self._buffer.add(row)
 
     def log_metrics(
         self,
@@ -238,13 +258,14 @@ class Client:
         *,
         synchronous: bool = False,
     ) -> None:
+        """Log several metrics at the same step and timestamp."""
         stamp = _now_ms() if timestamp is None else timestamp
-        points = [self._point(run_id, k, v, step, stamp) for k, v in metrics.items()]
+        rows = [self._row(run_id, k, v, step, stamp) for k, v in metrics.items()]
         if synchronous:
-            self._store.log_batch(run_id, points)
+            self._store.append_metric_rows(rows)
             return
-        for point in points:
-            self._buffer.add(run_id, point)
+        for row in rows:
+            self._buffer.add(row)
 
     def log_batch(
         self,
@@ -265,8 +286,9 @@ class Client:
         self._buffer.flush()
 
     def _flush_run(self, run_id: str) -> None:
+        """Read-your-writes: buffered points are written before the run is read."""
         if self._buffer.pending():
-            self._buffer.flush(run_id if isinstance(run_id, str) else None)
+            self._buffer.flush()
 
     # -- artifacts ---------------------------------------------------------------------------
 

@@ -7,13 +7,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, select
 
-from loopml.entities import Metric
-from loopml.errors import InvalidArgumentError
+from loopml.entities import Metric, MetricRow
+from loopml.errors import InvalidArgumentError, RunNotFoundError
 from loopml.storage.sql.runs import RunsMixin
-from loopml.storage.sql.schema import latest_metrics
-from loopml.storage.sql.schema import metrics as metrics_table
+from loopml.storage.sql.schema import runs
 from loopml.storage.validation import (
     validate_key,
     validate_metric_value,
@@ -25,52 +24,83 @@ from loopml.storage.validation import (
 
 __all__ = ["MetricsMixin"]
 
-_METRIC_KEYS = ["run_id", "key", "step", "timestamp", "value", "is_nan"]
-_CHUNK = 5000
+_INT64 = 2**63 - 1
+_Row = MetricRow
+
+#: the hottest write: plain SQL on the driver's cursor, skipping SQLAlchemy's per-row work
+_INSERT_SQL = (
+    "INSERT INTO metrics (run_id, key, step, timestamp, value, is_nan) "
+    "VALUES ({m}, {m}, {m}, {m}, {m}, {m}) ON CONFLICT DO NOTHING"
+)
 
 
-def _metric_rows(run_id: str, points: Sequence[Metric]) -> list[dict[str, Any]]:
-    rows = []
-    seen_keys: set[str] = set()
+def _as_metric(point: Any) -> Metric:
+    if isinstance(point, tuple) and len(point) == 4:
+        return Metric(*point)
+    raise InvalidArgumentError(
+        "Each metric must be a loopml.Metric(key, value, timestamp, step). "
+        f"Got {type(point).__name__} instead.",
+        field="metrics",
+    )
+
+
+def _metric_rows(run_id: str, points: Sequence[Metric]) -> list[_Row]:
+    """Validate every point and turn it into a row. Points of the exact expected types take a
+    fast path (a few type checks); anything else goes through the full validators."""
+    rows: list[_Row] = []
+    append = rows.append
+    valid_keys: set[str] = set()
     for point in points:
-        if not isinstance(point, Metric):
-            if isinstance(point, tuple) and len(point) == 4:
-                point = Metric(*point)
-            else:
-                raise InvalidArgumentError(
-                    "Each metric must be a loopml.Metric(key, value, timestamp, step). "
-                    f"Got {type(point).__name__} instead.",
-                    field="metrics",
-                )
-        key = point.key
-        if key not in seen_keys:
+        if type(point) is not Metric:
+            point = _as_metric(point)
+        key, value, timestamp, step = point
+        if key not in valid_keys:
             validate_key("metric", key)
-            seen_keys.add(key)
-        value = validate_metric_value(key, point.value)
-        nan = math.isnan(value)
-        rows.append(
-            {
-                "run_id": run_id,
-                "key": key,
-                "step": validate_step(key, point.step),
-                "timestamp": validate_timestamp(f"timestamp of metric {key!r}", point.timestamp),
-                "value": 0.0 if nan else value,
-                "is_nan": nan,
-            }
-        )
+            valid_keys.add(key)
+        if type(value) is not float:
+            value = validate_metric_value(key, value)
+        if type(step) is not int or not -_INT64 <= step <= _INT64:
+            step = validate_step(key, step)
+        if type(timestamp) is not int or not 0 <= timestamp <= _INT64:
+            timestamp = validate_timestamp(f"timestamp of metric {key!r}", timestamp)
+        if value != value:  # NaN
+            append((run_id, key, step, timestamp, 0.0, True))
+        else:
+            append((run_id, key, step, timestamp, value, False))
     return rows
 
 
-def _latest_per_key(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    best: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        current = best.get(row["key"])
-        if current is None or (row["step"], row["timestamp"]) >= (
-            current["step"],
-            current["timestamp"],
-        ):
-            best[row["key"]] = row
-    return list(best.values())
+def _refresh_latest(conn: Connection, pairs: set[tuple[str, str]]) -> None:
+    """Recompute the latest point of each (run, key) from the history: one index probe each.
+
+    The latest point is the one with the largest step, then the latest timestamp (then the
+    largest value, so that the choice is deterministic)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(_LATEST_SQL.format(m=mark), sorted(pairs))
+    finally:
+        cursor.close()
+
+
+_LATEST_SQL = (
+    "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, is_nan) "
+    "SELECT run_id, key, step, timestamp, value, is_nan FROM metrics "
+    "WHERE run_id = {m} AND key = {m} "
+    "ORDER BY step DESC, timestamp DESC, is_nan ASC, value DESC LIMIT 1 "
+    "ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, "
+    "timestamp = excluded.timestamp, value = excluded.value, is_nan = excluded.is_nan"
+)
+
+
+def _insert_points(conn: Connection, rows: list[_Row]) -> None:
+    """Insert the rows, skipping any already stored (a retried batch adds nothing)."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(_INSERT_SQL.format(m=mark), rows)
+    finally:
+        cursor.close()
 
 
 class MetricsMixin(RunsMixin):
@@ -95,28 +125,42 @@ class MetricsMixin(RunsMixin):
             self._require_run(conn, run_id)
             self._write_params(conn, run_id, clean_params)
             self._write_tags(conn, run_id, clean_tags)
-            for start in range(0, len(rows), _CHUNK):
-                self._insert_ignore(conn, metrics_table, rows[start : start + _CHUNK], _METRIC_KEYS)
             if rows:
-                self._update_latest(conn, _latest_per_key(rows))
+                _insert_points(conn, rows)
+                _refresh_latest(conn, {(run_id, row[1]) for row in rows})
 
         self._db.write(write)
 
-    def _update_latest(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        def build() -> Any:
-            stmt = self._insert(latest_metrics)
-            newer = (stmt.excluded.step > latest_metrics.c.step) | (
-                (stmt.excluded.step == latest_metrics.c.step)
-                & (stmt.excluded.timestamp >= latest_metrics.c.timestamp)
-            )
-            columns = ("step", "timestamp", "value", "is_nan")
-            return stmt.on_conflict_do_update(
-                index_elements=["run_id", "key"],
-                set_={c: stmt.excluded[c] for c in columns},
-                where=newer,
-            )
+    def append_metric_rows(self, rows: Sequence[MetricRow]) -> None:
+        """Write pre-validated points of any runs at once (the tracking client's buffer)."""
+        rows = list(rows)
+        if not rows:
+            return
+        pairs = {(row[0], row[1]) for row in rows}
+        run_ids = sorted({run_id for run_id, _ in pairs})
 
-        conn.execute(self._statement("latest_upsert", build), rows)
+        def write(conn: Connection) -> None:
+            self._require_runs(conn, run_ids)
+            _insert_points(conn, rows)
+            _refresh_latest(conn, pairs)
+
+        self._db.write(write)
+
+    def _require_runs(self, conn: Connection, run_ids: list[str]) -> None:
+        query = self._statement(
+            "runs_exist",
+            lambda: select(runs.c.run_id).where(
+                runs.c.run_id.in_(bindparam("b_ids", expanding=True))
+            ),
+        )
+        found = {row[0] for row in conn.execute(query, {"b_ids": run_ids})}
+        missing = [run_id for run_id in run_ids if run_id not in found]
+        if missing:
+            raise RunNotFoundError(
+                f"No run with id {missing[0]!r}"
+                + (f" (and {len(missing) - 1} more)." if len(missing) > 1 else "."),
+                run_ids=missing,
+            )
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every point of one metric of one run, by step then timestamp.
