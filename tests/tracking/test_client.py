@@ -89,3 +89,26 @@ def test_search_by_experiment_name(client: loopml.Client, tmp_path: Path) -> Non
             loopml.search_runs("unknown-experiment")
     finally:
         loopml.set_tracking_uri(None)
+
+
+def test_buffer_keeps_good_runs_when_one_is_gone(client: loopml.Client) -> None:
+    run = client.create_run(client.create_experiment("e"))
+    missing = "1" * 32
+    client.log_metric(run.run_id, "x", 1.0)
+    client.log_metric(missing, "x", 1.0)
+    client.log_metric(run.run_id, "x", 2.0)
+    with pytest.raises(RunNotFoundError, match=missing):
+        client.flush()
+    assert [p.value for p in client.get_metric_history(run.run_id, "x")] == [1.0, 2.0]
+
+
+def test_bad_metric_raises_at_log_time(client: loopml.Client) -> None:
+    run = client.create_run(client.create_experiment("e"))
+    with pytest.raises(InvalidArgumentError, match="must be a number"):
+        client.log_metric(run.run_id, "x", "high")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="run_id"):
+        client.log_metric("not-a-run", "x", 1.0)
+    with pytest.raises(InvalidArgumentError, match="step"):
+        client.log_metric(run.run_id, "x", 1.0, step=1.5)  # type: ignore[arg-type]
+    client.flush()
+    assert client.get_metric_history(run.run_id, "x") == []

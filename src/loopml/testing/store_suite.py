@@ -258,6 +258,24 @@ class TrackingStoreSuite:
         assert len(history) == 12_345
         assert history[-1].value == 12_344.0
 
+    def test_append_rows_of_several_runs(self, store: TrackingStore) -> None:
+        exp_id = _exp(store)
+        a, b = _run(store, exp_id), _run(store, exp_id)
+        rows = [
+            (a, "x", 0, 1000, 1.0, False),
+            (b, "x", 0, 1000, 0.0, True),
+            (a, "x", 1, 999, 2.0, False),
+        ]
+        store.append_metric_rows(rows)
+        store.append_metric_rows(rows)  # idempotent
+        assert [p.value for p in store.get_metric_history(a, "x")] == [1.0, 2.0]
+        assert store.get_run(a).data.metrics == {"x": 2.0}
+        assert math.isnan(store.get_run(b).data.metrics["x"])
+        missing = uuid.uuid4().hex
+        with pytest.raises(RunNotFoundError, match=missing):
+            store.append_metric_rows([(a, "y", 0, 1, 1.0, False), (missing, "y", 0, 1, 1.0, False)])
+        assert store.get_metric_history(a, "y") == []  # nothing of the batch was written
+
     # -- heartbeats --------------------------------------------------------------------------
 
     def test_stale_runs_are_marked_killed(self, store: TrackingStore) -> None:
