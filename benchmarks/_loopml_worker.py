@@ -234,6 +234,7 @@ def info(folder: Path) -> dict[str, Any]:
 
     return {
         "loopml": loopml.__version__,
+        "loopml_path": str(Path(loopml.__file__).parent),
         "sqlalchemy": sqlalchemy.__version__,
         "sqlite": sqlite3.sqlite_version,
         "python": sys.version.split()[0],

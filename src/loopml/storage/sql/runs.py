@@ -194,16 +194,20 @@ class RunsMixin(SqlBase):
             values["error"] = str(error)[:8000]
 
         def write(conn: Connection) -> Row:
-            self._require_run(conn, run_id)
-            if values:
-                stmt = self._statement(
-                    "run_update",
-                    lambda: update(runs).where(runs.c.run_id == bindparam("b_run_id")),
-                )
-                conn.execute(stmt, {"b_run_id": run_id, **values})
+            if not values:
+                return self._require_run(conn, run_id)
+            stmt = self._statement(
+                "run_update",
+                lambda: update(runs)
+                .where(runs.c.run_id == bindparam("b_run_id"))
+                .returning(*runs.c),
+            )
+            row = conn.execute(stmt, {"b_run_id": run_id, **values}).first()
+            if row is None:
+                raise RunNotFoundError(f"No run with id {run_id!r}.", run_id=run_id)
             if "status" in values:
                 self._event(conn, "run.status", "run", run_id, {"status": values["status"]})
-            return self._require_run(conn, run_id)
+            return row
 
         return _to_info(self._db.write(write))
 
