@@ -12,6 +12,7 @@ import json
 import multiprocessing as mp
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -241,7 +242,7 @@ def info(folder: Path) -> dict[str, Any]:
     }
 
 
-WORKLOADS = {
+WORKLOADS: dict[str, Callable[..., dict[str, Any]]] = {
     "fluent": fluent,
     "batch": batch,
     "runs": many_runs,

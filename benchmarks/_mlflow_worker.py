@@ -16,6 +16,7 @@ import sqlite3
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -296,7 +297,7 @@ def info(folder: Path) -> dict[str, Any]:
     }
 
 
-WORKLOADS = {
+WORKLOADS: dict[str, Callable[..., dict[str, Any]]] = {
     "fluent": fluent,
     "batch": batch,
     "runs": many_runs,
