@@ -59,7 +59,7 @@ class MetricBuffer:
             pending.append(row)
             if self._thread is None:
                 self._start_thread()
-        if len(pending) >= self._max_points:
+        if len(pending) >= self._max_points and not self._wake.is_set():
             self._wake.set()
 
     def _start_thread(self) -> None:
