@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -173,3 +176,26 @@ def test_help_does_not_open_a_store() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "LOADED []" in out
+
+
+def test_console_script_end_to_end(tmp_path: Path) -> None:
+    """The installed `loopml` entry point: a real process, real exit codes and streams."""
+    exe = shutil.which("loopml")
+    if exe is None:
+        pytest.skip("the loopml console script is not installed")
+    env = {**os.environ, "LOOPML_TRACKING_URI": str(tmp_path / "store")}
+    ok = subprocess.run(
+        [exe, "experiments", "create", "shell"], capture_output=True, text=True, env=env
+    )
+    assert ok.returncode == 0, ok.stderr
+    listed = subprocess.run(
+        [exe, "experiments", "ls", "--json"], capture_output=True, text=True, env=env
+    )
+    assert [e["name"] for e in json.loads(listed.stdout)] == ["shell"]
+    missing = subprocess.run(
+        [exe, "runs", "show", "f" * 32], capture_output=True, text=True, env=env
+    )
+    assert missing.returncode == 3
+    assert missing.stdout == ""
+    assert missing.stderr.startswith("Error: ")
+    assert "Traceback" not in missing.stderr
