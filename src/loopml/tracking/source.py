@@ -83,10 +83,23 @@ def _packages() -> dict[str, str]:
     return dict(_versions(dists))
 
 
+def _code_folder(entry: str | None) -> str:
+    """The folder whose git checkout describes the code: the script's own folder, or the
+    working directory for interactive use and for installed commands (``bin/loopml``, whose
+    folder belongs to the Python installation, not to the user's project)."""
+    if not entry or entry == "<interactive>":
+        return os.getcwd()
+    installed = {os.path.realpath(p) for p in (sys.prefix, sys.exec_prefix, sys.base_prefix)}
+    real = os.path.realpath(entry)
+    if any(real.startswith(prefix + os.sep) for prefix in installed):
+        return os.getcwd()
+    return os.path.dirname(entry)
+
+
 def collect_source_info() -> SourceInfo:
     """Describe the current process: who, where, which code and which library versions."""
     entry = _entry_point()
-    folder = os.path.dirname(entry) if entry and entry != "<interactive>" else os.getcwd()
+    folder = _code_folder(entry)
     commit, dirty = _git_info(folder)
     return SourceInfo(
         user=_user(),
