@@ -15,7 +15,7 @@ from loopml.entities import (
     RunStatus,
 )
 from loopml.errors import LoopmlError
-from loopml.tracking.client import Client
+from loopml.tracking.client import Client, get_tracking_uri, set_tracking_uri
 from loopml.tracking.fluent import (
     ActiveRun,
     active_run,
@@ -33,7 +33,6 @@ from loopml.tracking.fluent import (
     search_runs,
     set_tag,
     set_tags,
-    set_tracking_uri,
     start_run,
 )
 
@@ -53,6 +52,7 @@ __all__ = [
     "active_run",
     "end_run",
     "flush",
+    "get_tracking_uri",
     "log_artifact",
     "log_artifacts",
     "log_dict",

@@ -112,3 +112,16 @@ def test_bad_metric_raises_at_log_time(client: loopml.Client) -> None:
         client.log_metric(run.run_id, "x", 1.0, step=1.5)  # type: ignore[arg-type]
     client.flush()
     assert client.get_metric_history(run.run_id, "x") == []
+
+
+def test_set_tracking_uri_applies_to_new_clients(tmp_path: Path) -> None:
+    loopml.set_tracking_uri(tmp_path / "chosen")
+    try:
+        assert loopml.get_tracking_uri() == str(tmp_path / "chosen")
+        loopml.Client().create_experiment("here")
+        assert (tmp_path / "chosen" / "loopml.db").is_file()
+        with pytest.raises(InvalidArgumentError, match="tracking URI"):
+            loopml.set_tracking_uri(42)  # type: ignore[arg-type]
+    finally:
+        loopml.set_tracking_uri(None)
+    assert loopml.get_tracking_uri() is None

@@ -40,10 +40,28 @@ from loopml.storage.validation import (
 from loopml.tracking import artifacts as _artifacts
 from loopml.tracking.buffer import MetricBuffer
 
-__all__ = ["Client"]
+__all__ = ["Client", "get_tracking_uri", "set_tracking_uri"]
 
 
 _INT64 = 2**63 - 1
+_tracking_uri: str | None = None
+
+
+def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
+    """Set the tracking URI for this process: it overrides ``LOOPML_TRACKING_URI`` for the
+    fluent API and for every ``Client()`` created without one. ``None`` clears it."""
+    global _tracking_uri
+    if uri is not None and not isinstance(uri, str | os.PathLike):
+        raise InvalidArgumentError(
+            f"The tracking URI must be a string or path. Got {type(uri).__name__}.",
+            field="tracking_uri",
+        )
+    _tracking_uri = os.fspath(uri) if uri is not None else None
+
+
+def get_tracking_uri() -> str | None:
+    """The URI set by :func:`set_tracking_uri`, or ``None`` (then settings decide)."""
+    return _tracking_uri
 
 
 def _now_ms() -> int:
@@ -54,7 +72,8 @@ class Client:
     """A handle on one tracking store.
 
     ``tracking_uri`` picks the store (see :func:`loopml.storage.uris.resolve_location`); it
-    defaults to ``LOOPML_TRACKING_URI``, then to the embedded store in ``./.loopml``. Clients
+    defaults to the URI given to :func:`set_tracking_uri`, then ``LOOPML_TRACKING_URI``, then
+    the embedded store in ``./.loopml``. Clients
     with the same URIs share one open store and one metric buffer per process.
     """
 
@@ -66,7 +85,7 @@ class Client:
         settings: Settings | None = None,
     ) -> None:
         self._settings = settings or Settings.from_env()
-        uri = os.fspath(tracking_uri) if tracking_uri is not None else None
+        uri = os.fspath(tracking_uri) if tracking_uri is not None else _tracking_uri
         self._store = open_store(uri, artifacts_uri, self._settings)
         self._buffer = _shared_buffer(self._store, self._settings)
         self._valid_keys: set[str] = set()

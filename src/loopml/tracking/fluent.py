@@ -19,7 +19,7 @@ from typing import Any
 
 from loopml.entities import ArtifactInfo, PagedList, Run, RunInfo, RunStatus
 from loopml.errors import InvalidArgumentError, InvalidStateError
-from loopml.tracking.client import Client
+from loopml.tracking.client import Client, set_tracking_uri
 from loopml.tracking.heartbeat import Heartbeat
 from loopml.tracking.source import collect_source_info
 from loopml.tracking.system_metrics import SystemMetricsSampler
@@ -48,7 +48,6 @@ __all__ = [
 DEFAULT_EXPERIMENT = "Default"
 
 _stack: ContextVar[tuple[ActiveRun, ...]] = ContextVar("loopml_active_runs", default=())
-_tracking_uri: str | None = None
 _heartbeats: dict[int, Heartbeat] = {}
 _lock = threading.Lock()
 
@@ -114,14 +113,8 @@ def _pop(run: ActiveRun) -> None:
         _open_runs.pop(run.run_id, None)
 
 
-def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
-    """Set the tracking URI that fluent calls use (overrides ``LOOPML_TRACKING_URI``)."""
-    global _tracking_uri
-    _tracking_uri = os.fspath(uri) if uri is not None else None
-
-
 def _client(tracking_uri: str | None = None) -> Client:
-    return Client(tracking_uri or _tracking_uri)
+    return Client(tracking_uri)
 
 
 def _heartbeat_for(client: Client) -> Heartbeat:

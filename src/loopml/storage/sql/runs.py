@@ -198,9 +198,9 @@ class RunsMixin(SqlBase):
                 return self._require_run(conn, run_id)
             stmt = self._statement(
                 "run_update",
-                lambda: update(runs)
-                .where(runs.c.run_id == bindparam("b_run_id"))
-                .returning(*runs.c),
+                lambda: (
+                    update(runs).where(runs.c.run_id == bindparam("b_run_id")).returning(*runs.c)
+                ),
             )
             row = conn.execute(stmt, {"b_run_id": run_id, **values}).first()
             if row is None:
