@@ -61,6 +61,7 @@ class ActiveRun:
         self._heartbeat = heartbeat
         self._sampler: SystemMetricsSampler | None = None
         self._ended = False
+        self._log_point = client.buffered_logger(info.run_id)
 
     @property
     def run_id(self) -> str:
@@ -229,7 +230,7 @@ def log_metric(
     """Log one metric point to the active run (buffered; see :func:`flush`)."""
     stack = _stack.get()
     run = stack[-1] if stack else _require()
-    run.client.log_metric(run.info.run_id, key, value, step, timestamp)
+    run._log_point(key, value, step, timestamp)
 
 
 def log_metrics(
