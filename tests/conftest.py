@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import loopml
+
 from loopml.storage.blobs import BlobStore
 from loopml.storage.sql import SqlStore
 from loopml.storage.sql.schema import metadata
@@ -61,4 +63,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
     yield
+    while (run := loopml.active_run()) is not None:  # a failed test may leave one open
+        run.end("KILLED")
+    loopml.set_tracking_uri(None)
     clear_store_cache()
