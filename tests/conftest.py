@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import loopml
-
 from loopml.storage.blobs import BlobStore
 from loopml.storage.sql import SqlStore
 from loopml.storage.sql.schema import metadata
