@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import loopml
 from loopml.tracking import source
 
 
@@ -51,3 +52,25 @@ def test_installed_commands_use_the_working_directory(
     assert source._code_folder(installed) == str(repo)
     assert source._code_folder("<interactive>") == str(repo)
     assert source._code_folder(str(repo / "sub" / "train.py")) == str(repo / "sub")
+
+
+def test_fluent_run_records_git_of_its_script(repo: Path, tmp_path: Path) -> None:
+    """Git details are gathered in the background and are stored before the run ends."""
+    script = repo / "train.py"
+    script.write_text(
+        "import loopml\n"
+        "with loopml.start_run() as run:\n"
+        "    loopml.log_metric('x', 1.0)\n"
+        "print(run.run_id)\n"
+    )
+    env = {**os.environ, "LOOPML_TRACKING_URI": str(tmp_path / "store")}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, check=True
+    )
+    run = loopml.Client(str(tmp_path / "store")).get_run(done.stdout.strip())
+    source._git_info.cache_clear()
+    commit, _ = source._git_info(str(repo))
+    assert run.info.source.git_commit == commit
+    assert run.info.source.git_dirty is True  # train.py was rewritten above
+    assert run.info.source.entry_point == str(script)
+    assert "loopml" in run.info.source.packages

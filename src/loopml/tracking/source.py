@@ -10,6 +10,7 @@ import platform
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 
 from loopml.entities import SourceInfo
 
@@ -96,17 +97,23 @@ def _code_folder(entry: str | None) -> str:
     return os.path.dirname(entry)
 
 
-def collect_source_info() -> SourceInfo:
-    """Describe the current process: who, where, which code and which library versions."""
-    entry = _entry_point()
-    folder = _code_folder(entry)
-    commit, dirty = _git_info(folder)
+def quick_source_info() -> SourceInfo:
+    """The part of the source info that costs microseconds: user, host, entry point, Python."""
     return SourceInfo(
         user=_user(),
         host=socket.gethostname(),
-        entry_point=entry,
-        git_commit=commit,
-        git_dirty=dirty,
+        entry_point=_entry_point(),
         python_version=platform.python_version(),
-        packages=_packages(),
     )
+
+
+def complete_source_info(quick: SourceInfo) -> SourceInfo:
+    """Add what takes milliseconds (git runs as a subprocess; package versions are read
+    from their metadata), so callers can do it off their critical path."""
+    commit, dirty = _git_info(_code_folder(quick.entry_point))
+    return replace(quick, git_commit=commit, git_dirty=dirty, packages=_packages())
+
+
+def collect_source_info() -> SourceInfo:
+    """Describe the current process: who, where, which code and which library versions."""
+    return complete_source_info(quick_source_info())
