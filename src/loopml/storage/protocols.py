@@ -80,7 +80,6 @@ class RunStore(Protocol):
         end_time: int | None = None,
         run_name: str | None = None,
         error: str | None = None,
-        source: SourceInfo | None = None,
     ) -> RunInfo: ...
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None: ...

@@ -8,7 +8,6 @@ task starts with its creator's, and a run it starts stays its own.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import threading
@@ -22,7 +21,7 @@ from loopml.entities import ArtifactInfo, PagedList, Run, RunInfo, RunStatus
 from loopml.errors import InvalidArgumentError, InvalidStateError
 from loopml.tracking.client import Client, set_tracking_uri
 from loopml.tracking.heartbeat import Heartbeat
-from loopml.tracking.source import complete_source_info, quick_source_info
+from loopml.tracking.source import collect_source_info
 from loopml.tracking.system_metrics import SystemMetricsSampler
 
 __all__ = [
@@ -62,26 +61,11 @@ class ActiveRun:
         self._heartbeat = heartbeat
         self._sampler: SystemMetricsSampler | None = None
         self._ended = False
-        self._source_thread: threading.Thread | None = None
         self._log_point = client.buffered_logger(info.run_id)
 
     @property
     def run_id(self) -> str:
         return self.info.run_id
-
-    def _complete_source_in_background(self) -> None:
-        """git and package metadata take milliseconds (git is a subprocess): gather them
-        while the user's code starts, and record them before the run ends."""
-
-        def complete() -> None:
-            try:
-                source = complete_source_info(self.info.source)
-                self.info = self.client.store.update_run(self.run_id, source=source)
-            except Exception as exc:  # the run goes on without git details
-                logging.getLogger(__name__).warning("could not record the run's source: %s", exc)
-
-        self._source_thread = threading.Thread(target=complete, name="loopml-source", daemon=True)
-        self._source_thread.start()
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -104,8 +88,6 @@ class ActiveRun:
         if self._ended:
             return
         self._ended = True
-        if self._source_thread is not None:
-            self._source_thread.join(timeout=10)
         try:
             if self._sampler is not None:
                 self._sampler.stop()
@@ -193,13 +175,11 @@ def start_run(
             run_name,
             tags,
             parent_run_id=parent,
-            source=quick_source_info(),
+            source=collect_source_info(),
             heartbeat=True,
         ).info
     beat.add(info.run_id)
     run = ActiveRun(client, info, heartbeat=beat)
-    if run_id is None:
-        run._complete_source_in_background()
     if system_metrics:
         run._sampler = SystemMetricsSampler(
             lambda values, step: client.log_metrics(info.run_id, values, step=step),

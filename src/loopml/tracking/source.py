@@ -10,7 +10,6 @@ import platform
 import socket
 import subprocess
 import sys
-from dataclasses import replace
 
 from loopml.entities import SourceInfo
 
@@ -42,22 +41,31 @@ def _entry_point() -> str | None:
 
 @functools.cache
 def _git_info(folder: str) -> tuple[str | None, bool | None]:
-    """Commit and dirty flag of the git checkout holding ``folder`` (cached per process)."""
+    """Commit and dirty flag of the git checkout holding ``folder`` (cached per process).
 
-    def git(*args: str) -> str | None:
-        try:
-            done = subprocess.run(
-                ["git", "-C", folder, *args], capture_output=True, text=True, timeout=5, check=False
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
+    One ``git status`` call gives both: ``--porcelain=v2 --branch`` prints the commit on a
+    ``# branch.oid`` line and one line per changed tracked file."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", folder, "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
         return None, None
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return commit, (bool(status) if status is not None else None)
+    if done.returncode != 0:
+        return None, None
+    commit = None
+    dirty = False
+    for line in done.stdout.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split(" ", 2)[2].strip()
+            commit = oid if oid != "(initial)" else None
+        elif line and not line.startswith("#"):
+            dirty = True
+    return commit, (dirty if commit is not None else None)
 
 
 def _user() -> str | None:
@@ -68,20 +76,26 @@ def _user() -> str | None:
 
 
 @functools.cache
-def _versions(dists: tuple[str, ...]) -> dict[str, str]:
-    found = {}
-    for dist in dists:
-        try:
-            found[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return found
+def _version_of(module_name: str, dist: str) -> str | None:
+    module = sys.modules.get(module_name)
+    version = getattr(module, "__version__", None)
+    if isinstance(version, str):  # instant, unlike reading the package metadata
+        return version
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _packages() -> dict[str, str]:
-    """Versions of loopml and of the tracked libraries imported so far (cached per set)."""
-    dists = tuple(d for m, d in _TRACKED.items() if m == "loopml" or m in sys.modules)
-    return dict(_versions(dists))
+    """Versions of loopml and of the tracked libraries imported so far."""
+    found = {}
+    for module_name, dist in _TRACKED.items():
+        if module_name == "loopml" or module_name in sys.modules:
+            version = _version_of(module_name, dist)
+            if version is not None:
+                found[dist] = version
+    return found
 
 
 def _code_folder(entry: str | None) -> str:
@@ -97,23 +111,17 @@ def _code_folder(entry: str | None) -> str:
     return os.path.dirname(entry)
 
 
-def quick_source_info() -> SourceInfo:
-    """The part of the source info that costs microseconds: user, host, entry point, Python."""
+def collect_source_info() -> SourceInfo:
+    """Describe the current process: who, where, which code and which library versions."""
+    entry = _entry_point()
+    folder = _code_folder(entry)
+    commit, dirty = _git_info(folder)
     return SourceInfo(
         user=_user(),
         host=socket.gethostname(),
-        entry_point=_entry_point(),
+        entry_point=entry,
+        git_commit=commit,
+        git_dirty=dirty,
         python_version=platform.python_version(),
+        packages=_packages(),
     )
-
-
-def complete_source_info(quick: SourceInfo) -> SourceInfo:
-    """Add what takes milliseconds (git runs as a subprocess; package versions are read
-    from their metadata), so callers can do it off their critical path."""
-    commit, dirty = _git_info(_code_folder(quick.entry_point))
-    return replace(quick, git_commit=commit, git_dirty=dirty, packages=_packages())
-
-
-def collect_source_info() -> SourceInfo:
-    """Describe the current process: who, where, which code and which library versions."""
-    return complete_source_info(quick_source_info())

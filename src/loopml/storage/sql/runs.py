@@ -58,22 +58,6 @@ def _to_info(row: Any) -> RunInfo:
     )
 
 
-def _source_columns(src: SourceInfo) -> dict[str, object]:
-    if not isinstance(src, SourceInfo):
-        raise InvalidArgumentError(
-            f"The source must be a SourceInfo. Got {type(src).__name__}.", field="source"
-        )
-    return {
-        "user_name": src.user,
-        "host": src.host,
-        "entry_point": src.entry_point,
-        "git_commit": src.git_commit,
-        "git_dirty": src.git_dirty,
-        "python_version": src.python_version,
-        "packages": json.dumps(src.packages, sort_keys=True) if src.packages else None,
-    }
-
-
 def _parse_status(status: object) -> RunStatus:
     try:
         return RunStatus(str(status).upper())
@@ -111,7 +95,13 @@ class RunsMixin(SqlBase):
             "status": RunStatus.RUNNING.value,
             "start_time": start,
             "parent_run_id": parent,
-            **_source_columns(src),
+            "user_name": src.user,
+            "host": src.host,
+            "entry_point": src.entry_point,
+            "git_commit": src.git_commit,
+            "git_dirty": src.git_dirty,
+            "python_version": src.python_version,
+            "packages": json.dumps(src.packages, sort_keys=True) if src.packages else None,
             "heartbeat_time": now_ms() if heartbeat else None,
         }
 
@@ -188,10 +178,9 @@ class RunsMixin(SqlBase):
         end_time: int | None = None,
         run_name: str | None = None,
         error: str | None = None,
-        source: SourceInfo | None = None,
     ) -> RunInfo:
         run_id = validate_run_id(run_id)
-        values: dict[str, object] = _source_columns(source) if source is not None else {}
+        values: dict[str, object] = {}
         if status is not None:
             values["status"] = _parse_status(status).value
             if values["status"] != RunStatus.RUNNING.value:
