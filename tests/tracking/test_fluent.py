@@ -119,6 +119,19 @@ def test_resume_run(uri: str) -> None:
     assert got.data.metrics == {"x": 2.0}
 
 
+def test_resumed_failed_run_is_running_again(uri: str) -> None:
+    with pytest.raises(ValueError), loopml.start_run() as first:
+        raise ValueError("first attempt")
+    with loopml.start_run(run_id=first.run_id) as again:
+        info = again.client.store.get_run(first.run_id).info
+        assert info.status is RunStatus.RUNNING
+        assert info.end_time is None
+        assert info.error is None
+        stale = again.client.store.mark_stale_runs_killed(3600)
+        assert stale == []  # it sends heartbeats again
+    assert loopml.Client(uri).get_run(first.run_id).info.status is RunStatus.FINISHED
+
+
 def test_log_text_and_figure(uri: str, tmp_path: Path) -> None:
     matplotlib = pytest.importorskip("matplotlib")
     from matplotlib.figure import Figure

@@ -186,6 +186,9 @@ class RunsMixin(SqlBase):
             if values["status"] != RunStatus.RUNNING.value:
                 values["end_time"] = now_ms() if end_time is None else end_time
                 values["heartbeat_time"] = None
+            else:  # resumed: it has not ended (any more), and no error stands
+                values["end_time"] = None
+                values["error"] = None
         if end_time is not None:
             values["end_time"] = validate_timestamp("end_time", end_time)
         if run_name is not None:
