@@ -8,11 +8,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from loopml.entities import MetricRow
 from loopml.errors import InvalidArgumentError
 
 __all__ = [
     "MAX_KEY_LENGTH",
     "MAX_VALUE_LENGTH",
+    "metric_row",
     "validate_experiment_name",
     "validate_key",
     "validate_metric_value",
@@ -181,3 +183,25 @@ def validate_experiment_name(name: Any) -> str:
             field="name",
         )
     return name
+
+
+def metric_row(
+    run_id: str, key: Any, value: Any, step: Any, timestamp: Any, valid_keys: set[str]
+) -> MetricRow:
+    """Validate one metric point and return it as a stored row (NaN as 0.0 with is_nan).
+
+    This runs once per logged point, so values of the exact expected types pass a few type
+    checks and nothing more; anything else goes through the full validators. ``valid_keys``
+    remembers keys already checked (the caller keeps it across calls).
+    """
+    if key not in valid_keys:
+        valid_keys.add(validate_key("metric", key))
+    if type(value) is not float:
+        value = validate_metric_value(key, value)
+    if type(step) is not int or not -_INT64 <= step <= _INT64:
+        step = validate_step(key, step)
+    if type(timestamp) is not int or not 0 <= timestamp <= _INT64:
+        timestamp = validate_timestamp(f"timestamp of metric {key!r}", timestamp)
+    if value != value:  # NaN
+        return (run_id, key, step, timestamp, 0.0, True)
+    return (run_id, key, step, timestamp, value, False)

@@ -30,20 +30,13 @@ from loopml.errors import ExperimentNotFoundError, InvalidArgumentError
 from loopml.storage.paths import join_under, validate_artifact_path
 from loopml.storage.protocols import TrackingStore
 from loopml.storage.uris import open_store
-from loopml.storage.validation import (
-    validate_key,
-    validate_metric_value,
-    validate_run_id,
-    validate_step,
-    validate_timestamp,
-)
+from loopml.storage.validation import metric_row, validate_run_id
 from loopml.tracking import artifacts as _artifacts
 from loopml.tracking.buffer import MetricBuffer
 
 __all__ = ["Client", "get_tracking_uri", "set_tracking_uri"]
 
 
-_INT64 = 2**63 - 1
 _tracking_uri: str | None = None
 
 
@@ -228,23 +221,14 @@ class Client:
         """Validate one point and turn it into a stored row (the hot path of log_metric)."""
         if run_id not in self._valid_runs:
             self._valid_runs.add(validate_run_id(run_id))
-        if key not in self._valid_keys:
-            self._valid_keys.add(validate_key("metric", key))
-        if type(value) is not float:
-            value = validate_metric_value(key, value)
         counter = (run_id, key)
         if step is None:
             step = self._steps.get(counter, 0)
-        elif type(step) is not int or not -_INT64 <= step <= _INT64:
-            step = validate_step(key, step)
-        self._steps[counter] = step + 1
         if timestamp is None:
             timestamp = time.time_ns() // 1_000_000
-        elif type(timestamp) is not int or timestamp < 0:
-            timestamp = validate_timestamp(f"timestamp of metric {key!r}", timestamp)
-        if value != value:  # NaN
-            return (run_id, key, step, timestamp, 0.0, True)
-        return (run_id, key, step, timestamp, value, False)
+        row = metric_row(run_id, key, value, step, timestamp, self._valid_keys)
+        self._steps[counter] = row[2] + 1
+        return row
 
     def log_metric(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
@@ -14,18 +14,10 @@ from loopml.entities import Metric, MetricRow
 from loopml.errors import InvalidArgumentError, RunNotFoundError
 from loopml.storage.sql.runs import RunsMixin
 from loopml.storage.sql.schema import runs
-from loopml.storage.validation import (
-    validate_key,
-    validate_metric_value,
-    validate_run_id,
-    validate_step,
-    validate_string_map,
-    validate_timestamp,
-)
+from loopml.storage.validation import metric_row, validate_key, validate_run_id, validate_string_map
 
 __all__ = ["MetricsMixin"]
 
-_INT64 = 2**63 - 1
 _Row = MetricRow
 
 #: the hottest write: plain SQL on the driver's cursor, skipping SQLAlchemy's per-row work
@@ -54,29 +46,24 @@ def _as_metric(point: Any) -> Metric:
     )
 
 
-def _metric_rows(run_id: str, points: Sequence[Metric]) -> list[_Row]:
-    """Validate every point and turn it into a row. Points of the exact expected types take a
-    fast path (a few type checks); anything else goes through the full validators."""
+def _metric_rows(run_id: str, points: Sequence[Metric] | None) -> list[_Row]:
+    """Validate every point (see :func:`metric_row`) and turn it into a row."""
+    if points is None:
+        return []
+    if isinstance(points, str | bytes) or not isinstance(points, Iterable):
+        raise InvalidArgumentError(
+            "The metrics must be a sequence of loopml.Metric(key, value, timestamp, step). "
+            f"Got {type(points).__name__} instead.",
+            field="metrics",
+        )
+    valid_keys: set[str] = set()
     rows: list[_Row] = []
     append = rows.append
-    valid_keys: set[str] = set()
     for point in points:
         if type(point) is not Metric:
             point = _as_metric(point)
         key, value, timestamp, step = point
-        if key not in valid_keys:
-            validate_key("metric", key)
-            valid_keys.add(key)
-        if type(value) is not float:
-            value = validate_metric_value(key, value)
-        if type(step) is not int or not -_INT64 <= step <= _INT64:
-            step = validate_step(key, step)
-        if type(timestamp) is not int or not 0 <= timestamp <= _INT64:
-            timestamp = validate_timestamp(f"timestamp of metric {key!r}", timestamp)
-        if value != value:  # NaN
-            append((run_id, key, step, timestamp, 0.0, True))
-        else:
-            append((run_id, key, step, timestamp, value, False))
+        append(metric_row(run_id, key, value, step, timestamp, valid_keys))
     return rows
 
 
