@@ -28,13 +28,9 @@ class SqlBase:
     def _statement(self, name: str, build: Callable[[], Executable]) -> Any:
         """A statement built once per store and reused: SQLAlchemy then skips rebuilding
         and recompiling it, which is most of the cost of a small write."""
-        try:
-            return self._statements[name]
-        except AttributeError:
-            self._statements = {}
-        except KeyError:
-            pass
-        stmt = self._statements[name] = build()
+        stmt = self._statements.get(name)
+        if stmt is None:
+            stmt = self._statements[name] = build()
         return stmt
 
     def _event(

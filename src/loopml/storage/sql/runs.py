@@ -174,7 +174,7 @@ class RunsMixin(SqlBase):
         self,
         run_id: str,
         *,
-        status: RunStatus | None = None,
+        status: RunStatus | str | None = None,
         end_time: int | None = None,
         run_name: str | None = None,
         error: str | None = None,
@@ -301,21 +301,23 @@ class RunsMixin(SqlBase):
             if conn.execute(select(runs.c.run_id).where(stale).limit(1)).first() is None:
                 return []
 
+        kill = (
+            update(runs)
+            .where(stale)
+            .values(
+                status=RunStatus.KILLED.value,
+                end_time=runs.c.heartbeat_time,  # the last moment it was known alive
+                heartbeat_time=None,
+                error=f"The run's process stopped sending heartbeats "
+                f"(none for over {timeout_seconds:g} s); marked KILLED.",
+            )
+            .returning(runs.c.run_id)
+        )
+
         def write(conn: Connection) -> list[str]:
-            found = list(conn.execute(select(runs.c.run_id, runs.c.heartbeat_time).where(stale)))
-            for run_id, last in found:
-                conn.execute(
-                    update(runs)
-                    .where(runs.c.run_id == run_id, stale)
-                    .values(
-                        status=RunStatus.KILLED.value,
-                        end_time=last,
-                        heartbeat_time=None,
-                        error=f"The run's process stopped sending heartbeats "
-                        f"(none for over {timeout_seconds:g} s); marked KILLED.",
-                    )
-                )
+            killed = sorted(row.run_id for row in conn.execute(kill))
+            for run_id in killed:
                 self._event(conn, "run.status", "run", run_id, {"status": "KILLED"})
-            return [run_id for run_id, _ in found]
+            return killed
 
         return self._db.write(write)

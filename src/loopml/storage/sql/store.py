@@ -23,6 +23,7 @@ class SqlStore(ExperimentsMixin, MetricsMixin, ArtifactsMixin, SearchMixin):
         engine = make_engine(db_url, busy_timeout=busy_timeout)
         upgrade(engine)
         self._db = SqlEngine(engine)
+        self._statements = {}
         self._blobs = blobs if isinstance(blobs, BlobStore) else BlobStore(blobs)
         self._uri = db_url
 
