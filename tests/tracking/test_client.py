@@ -125,3 +125,26 @@ def test_set_tracking_uri_applies_to_new_clients(tmp_path: Path) -> None:
     finally:
         loopml.set_tracking_uri(None)
     assert loopml.get_tracking_uri() is None
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda c, r, e: loopml.Client(123), "tracking URI"),  # type: ignore[arg-type]
+        (lambda c, r, e: c.log_artifact(r, None), "local_path"),
+        (lambda c, r, e: c.log_artifacts(r, None), "local_dir"),
+        (lambda c, r, e: c.download_artifacts(r, "", 123), "dst_path"),
+        (lambda c, r, e: c.search_runs(None), "experiment_ids"),
+        (lambda c, r, e: c.search_runs([e], 123), "filter"),
+        (lambda c, r, e: c.search_runs([e], None, 5), "order_by"),
+        (lambda c, r, e: c.log_metrics(r, None), "metrics"),
+        (lambda c, r, e: c.log_batch(r, 5), "metrics"),
+        (lambda c, r, e: c.update_run(r, "DONE"), "status"),
+        (lambda c, r, e: loopml.search_runs(object()), "experiments"),
+    ],
+)
+def test_bad_arguments_get_clear_errors(client: loopml.Client, call, field: str) -> None:  # type: ignore[no-untyped-def]
+    exp_id = client.create_experiment("bad-args")
+    run_id = client.create_run(exp_id).run_id
+    with pytest.raises(InvalidArgumentError, match=field):
+        call(client, run_id, exp_id)

@@ -26,11 +26,18 @@ import logging
 import os
 import re
 import unicodedata
+from pathlib import Path
 from urllib.parse import unquote
 
-from loopml.errors import UnsafePathError
+from loopml.errors import InvalidArgumentError, UnsafePathError
 
-__all__ = ["MAX_PATH_CHARS", "MAX_SEGMENT_BYTES", "join_under", "validate_artifact_path"]
+__all__ = [
+    "MAX_PATH_CHARS",
+    "MAX_SEGMENT_BYTES",
+    "join_under",
+    "local_path",
+    "validate_artifact_path",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -162,3 +169,14 @@ def join_under(root: str | os.PathLike[str], logical: str) -> str:
     if os.path.commonpath([real_root, resolved]) != real_root:
         raise _refuse("artifact path", logical, f"resolves outside the folder {str(root)!r}")
     return joined
+
+
+def local_path(value: object, *, field: str) -> Path:
+    """A caller's path on this machine (a non-empty ``str`` or ``os.PathLike``) as a Path."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value):
+        return Path(value)
+    raise InvalidArgumentError(
+        f"The {field} must be a local path (a non-empty str or os.PathLike). "
+        f"Got {value!r} instead.",
+        field=field,
+    )

@@ -76,7 +76,7 @@ class RunStore(Protocol):
         self,
         run_id: str,
         *,
-        status: RunStatus | None = None,
+        status: RunStatus | str | None = None,
         end_time: int | None = None,
         run_name: str | None = None,
         error: str | None = None,
@@ -94,9 +94,9 @@ class RunStore(Protocol):
 
     def search_runs(
         self,
-        experiment_ids: Sequence[str],
+        experiment_ids: Sequence[str] | str,
         filter_string: str | None = None,
-        order_by: Sequence[str] | None = None,
+        order_by: Sequence[str] | str | None = None,
         max_results: int = 100,
         page_token: str | None = None,
     ) -> PagedList[Run]: ...

@@ -53,7 +53,7 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple, NoReturn
 
 from loopml.entities.run import RunStatus
-from loopml.errors import FilterSyntaxError
+from loopml.errors import FilterSyntaxError, InvalidArgumentError
 
 __all__ = ["ATTRIBUTES", "Comparison", "Kind", "OrderBy", "parse_filter", "parse_order_by"]
 
@@ -378,7 +378,13 @@ def parse_filter(text: str | None) -> list[Comparison]:
 
     Raises :class:`~loopml.errors.FilterSyntaxError` with the offending position.
     """
-    if text is None or not text.strip():
+    if text is None:
+        return []
+    if not isinstance(text, str):
+        raise InvalidArgumentError(
+            f"The filter must be a string. Got {type(text).__name__} instead.", field="filter"
+        )
+    if not text.strip():
         return []
     return _Parser(text).filter()
 
@@ -393,6 +399,11 @@ def parse_order_by(clauses: Sequence[str] | None) -> list[OrderBy]:
         return []
     if isinstance(clauses, str):
         clauses = [clauses]
+    if not isinstance(clauses, Sequence) or not all(isinstance(c, str) for c in clauses):
+        raise InvalidArgumentError(
+            f"order_by must be a string or a list of strings. Got {clauses!r} instead.",
+            field="order_by",
+        )
     result = []
     for index, clause in enumerate(clauses):
         context = f"order_by clause {index} ({clause!r}): "

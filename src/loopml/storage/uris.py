@@ -47,7 +47,7 @@ def _sqlite_in(folder: Path) -> StoreLocation:
     return StoreLocation(f"sqlite:///{folder / _DB_NAME}", str(folder / "blobs"))
 
 
-def _from_tracking(uri: str) -> StoreLocation | None:
+def _from_tracking(uri: str) -> StoreLocation:
     parsed = urlparse(uri)
     scheme = parsed.scheme.lower()
     if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
@@ -75,7 +75,7 @@ def _from_tracking(uri: str) -> StoreLocation | None:
 
 
 def resolve_location(
-    tracking_uri: str | None = None,
+    tracking_uri: str | os.PathLike[str] | None = None,
     artifacts_uri: str | None = None,
     settings: Settings | None = None,
 ) -> StoreLocation:
@@ -87,7 +87,6 @@ def resolve_location(
             f"The tracking URI must be a string. Got {type(uri).__name__}.", field="tracking_uri"
         )
     location = _sqlite_in(Path(DEFAULT_FOLDER)) if not uri else _from_tracking(os.fspath(uri))
-    assert location is not None
     blobs = artifacts_uri or settings.artifacts_uri or location.artifacts_uri
     if not blobs:
         blobs = str(Path(DEFAULT_FOLDER, "blobs").absolute())
@@ -113,7 +112,7 @@ _fork_hook = False
 
 
 def open_store(
-    tracking_uri: str | None = None,
+    tracking_uri: str | os.PathLike[str] | None = None,
     artifacts_uri: str | None = None,
     settings: Settings | None = None,
 ) -> TrackingStore:

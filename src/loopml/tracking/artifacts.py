@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from loopml.errors import InvalidArgumentError, MissingDependencyError
-from loopml.storage.paths import validate_artifact_path
+from loopml.storage.paths import local_path, validate_artifact_path
 
 __all__ = ["artifact_file_path", "iter_folder", "temp_file_for", "write_dict", "write_figure"]
 
@@ -25,7 +25,7 @@ def artifact_file_path(local_name: str, artifact_path: str | None) -> str:
 
 def iter_folder(local_dir: str | os.PathLike[str]) -> Iterator[tuple[Path, str]]:
     """Every regular file below ``local_dir`` with its relative ``/``-separated path."""
-    root = Path(local_dir)
+    root = local_path(local_dir, field="local_dir")
     if not root.is_dir():
         raise InvalidArgumentError(
             f"The local folder to log does not exist or is not a folder: {str(root)!r}.",

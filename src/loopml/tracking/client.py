@@ -26,7 +26,8 @@ from loopml.entities import (
     RunStatus,
     SourceInfo,
 )
-from loopml.errors import ExperimentNotFoundError, InvalidArgumentError
+from loopml.errors import AlreadyExistsError, ExperimentNotFoundError, InvalidArgumentError
+from loopml.storage import paths
 from loopml.storage.paths import join_under, validate_artifact_path
 from loopml.storage.protocols import TrackingStore
 from loopml.storage.uris import open_store
@@ -78,7 +79,7 @@ class Client:
         settings: Settings | None = None,
     ) -> None:
         self._settings = settings or Settings.from_env()
-        uri = os.fspath(tracking_uri) if tracking_uri is not None else _tracking_uri
+        uri = tracking_uri if tracking_uri is not None else _tracking_uri
         self._store = open_store(uri, artifacts_uri, self._settings)
         self._buffer = _shared_buffer(self._store, self._settings)
         self._valid_keys: set[str] = set()
@@ -114,7 +115,7 @@ class Client:
             return found
         try:
             return self._store.create_experiment(name)
-        except Exception:
+        except AlreadyExistsError:
             found = self._store.get_experiment_by_name(name)  # created concurrently
             if found is None:
                 raise
@@ -177,7 +178,7 @@ class Client:
     def get_run(self, run_id: str) -> Run:
         """The run with its params, tags and latest metrics (buffered points included)."""
         self._reap_stale_runs()
-        self._flush_run(run_id)
+        self._flush_pending()
         return self._store.get_run(run_id)
 
     def set_terminated(
@@ -189,14 +190,13 @@ class Client:
     ) -> RunInfo:
         """End a run: flush its buffered metrics, then record the final status."""
         status = _terminal_status(status)
-        self._flush_run(run_id)
+        self._flush_pending()
         return self._store.update_run(run_id, status=status, end_time=end_time, error=error)
 
     def update_run(
         self, run_id: str, status: RunStatus | str | None = None, name: str | None = None
     ) -> RunInfo:
-        parsed = RunStatus(str(status).upper()) if status is not None else None
-        return self._store.update_run(run_id, status=parsed, run_name=name)
+        return self._store.update_run(run_id, status=status, run_name=name)
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         self._store.log_params(run_id, {key: value})
@@ -274,6 +274,11 @@ class Client:
         synchronous: bool = False,
     ) -> None:
         """Log several metrics at the same step and timestamp."""
+        if not isinstance(metrics, Mapping):
+            raise InvalidArgumentError(
+                f"The metrics must be a mapping of key to value. Got {type(metrics).__name__}.",
+                field="metrics",
+            )
         stamp = _now_ms() if timestamp is None else timestamp
         rows = [self._row(run_id, k, v, step, stamp) for k, v in metrics.items()]
         if synchronous:
@@ -293,15 +298,15 @@ class Client:
         self._store.log_batch(run_id, metrics, params, tags)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        self._flush_run(run_id)
+        self._flush_pending()
         return self._store.get_metric_history(run_id, key)
 
     def flush(self) -> None:
         """Write every buffered metric point now."""
         self._buffer.flush()
 
-    def _flush_run(self, run_id: str) -> None:
-        """Read-your-writes: buffered points are written before the run is read."""
+    def _flush_pending(self) -> None:
+        """Read-your-writes: buffered points are written before anything is read."""
         if self._buffer.pending():
             self._buffer.flush()
 
@@ -311,7 +316,7 @@ class Client:
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
     ) -> ArtifactInfo:
         """Log a local file under the folder ``artifact_path`` (the run's root by default)."""
-        path = Path(local_path)
+        path = paths.local_path(local_path, field="local_path")
         if path.is_dir():
             raise InvalidArgumentError(
                 f"{str(path)!r} is a folder; use log_artifacts to log a folder.", field="local_path"
@@ -369,7 +374,10 @@ class Client:
         import tempfile
 
         path = validate_artifact_path(path or "", field="path", allow_empty=True)
-        root = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="loopml-"))
+        if dst_path is None:
+            root = Path(tempfile.mkdtemp(prefix="loopml-"))
+        else:
+            root = paths.local_path(dst_path, field="dst_path")
         root.mkdir(parents=True, exist_ok=True)
         files = self._store.list_artifacts(run_id, path, recursive=True)
         if len(files) == 1 and files[0].path == path:
@@ -399,11 +407,10 @@ class Client:
     ) -> PagedList[Run]:
         """Runs of the experiments that match the filter; see :mod:`loopml.storage.search`."""
         self._reap_stale_runs()
-        if self._buffer.pending():
-            self._buffer.flush()
-        ids = [experiment_ids] if isinstance(experiment_ids, str | int) else list(experiment_ids)
-        orders = [order_by] if isinstance(order_by, str) else order_by
-        return self._store.search_runs(ids, filter_string, orders, max_results, page_token)
+        self._flush_pending()
+        return self._store.search_runs(
+            experiment_ids, filter_string, order_by, max_results, page_token
+        )
 
     def _reap_stale_runs(self) -> None:
         now = time.monotonic()

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
@@ -298,11 +298,18 @@ def search_runs(
 ) -> PagedList[Run]:
     """Search runs of experiments given by name (or id); the active run's experiment by default."""
     client = _client(tracking_uri)
+    names: Iterable[str]
     if experiments is None:
         run = active_run()
         names = [run.info.experiment_id] if run else [DEFAULT_EXPERIMENT]
     else:
-        names = [experiments] if isinstance(experiments, str) else list(experiments)
+        names = [experiments] if isinstance(experiments, str | int) else experiments
+        if not isinstance(names, Iterable):
+            raise InvalidArgumentError(
+                "experiments must be an experiment name or a list of names. "
+                f"Got {type(experiments).__name__} instead.",
+                field="experiments",
+            )
     ids = [client.resolve_experiment(name).experiment_id for name in names]
     return client.search_runs(ids, filter, order_by, max_results, page_token)
 
@@ -311,7 +318,6 @@ def search_runs(
 
 _open_runs: dict[str, ActiveRun] = {}
 _hooks_installed = False
-_uncaught: list[BaseException] = []
 
 
 def _install_exit_hooks() -> None:
@@ -327,7 +333,6 @@ def _install_exit_hooks() -> None:
     def excepthook(
         exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
     ) -> None:
-        _uncaught.append(exc)
         for run in list(_open_runs.values()):
             with contextlib.suppress(Exception):  # the process is dying; report the original
                 run.end(RunStatus.FAILED, error=_error_text(exc_type, exc, tb))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from sqlalchemy import Connection, select
 
 from loopml.entities import ArtifactInfo
 from loopml.errors import ArtifactNotFoundError, InvalidArgumentError
 from loopml.storage.blobs import BlobStore
-from loopml.storage.paths import validate_artifact_path
+from loopml.storage.paths import local_path, validate_artifact_path
 from loopml.storage.sql.base import now_ms
 from loopml.storage.sql.runs import RunsMixin
 from loopml.storage.sql.schema import artifacts
@@ -33,7 +32,7 @@ class ArtifactsMixin(RunsMixin):
         """
         run_id = validate_run_id(run_id)
         path = validate_artifact_path(path)
-        source = Path(local_file)
+        source = local_path(local_file, field="local_file")
         if not source.is_file():
             raise InvalidArgumentError(
                 f"The local file to log does not exist or is not a file: {str(source)!r}.",

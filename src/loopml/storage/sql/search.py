@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Table, and_, false, select
@@ -149,15 +149,21 @@ def _apply_order(query: Select[Any], orders: list[OrderBy], joined: _Joined) -> 
 class SearchMixin(RunsMixin):
     def search_runs(
         self,
-        experiment_ids: Sequence[str],
+        experiment_ids: Sequence[str] | str,
         filter_string: str | None = None,
-        order_by: Sequence[str] | None = None,
+        order_by: Sequence[str] | str | None = None,
         max_results: int = 100,
         page_token: str | None = None,
     ) -> PagedList[Run]:
         """Runs of the given experiments matching ``filter_string``, in ``order_by`` order."""
         if isinstance(experiment_ids, str | int):
             experiment_ids = [str(experiment_ids)]
+        if not isinstance(experiment_ids, Iterable):
+            raise InvalidArgumentError(
+                "experiment_ids must be an experiment id or a list of them. "
+                f"Got {type(experiment_ids).__name__} instead.",
+                field="experiment_ids",
+            )
         ids = [parse_experiment_id(e) for e in experiment_ids]
         if (
             isinstance(max_results, bool)
@@ -168,8 +174,6 @@ class SearchMixin(RunsMixin):
                 f"max_results must be an integer in [1, {MAX_RESULTS}]. Got {max_results!r}.",
                 field="max_results",
             )
-        if isinstance(order_by, str):
-            order_by = [order_by]
         clauses = parse_filter(filter_string)
         orders = parse_order_by(order_by)
         offset = _decode_token(page_token)
