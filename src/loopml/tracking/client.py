@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from loopml.config import Settings
 from loopml.entities import (
@@ -431,18 +431,29 @@ def _terminal_status(status: RunStatus | str) -> RunStatus:
     return parsed
 
 
-_buffers: dict[int, tuple[TrackingStore, MetricBuffer]] = {}
-_buffers_lock = threading.Lock()
+_T = TypeVar("_T")
+_per_store: dict[tuple[str, int], tuple[TrackingStore, Any]] = {}
+_per_store_lock = threading.Lock()
+
+
+def shared_for_store(kind: str, store: TrackingStore, make: Callable[[], _T]) -> _T:
+    """The one ``kind`` of helper object (metric buffer, heartbeat) of an open store, made
+    on first use, so every client of the store shares it. Keyed by identity: a new store
+    that happens to get a dead one's ``id`` gets its own."""
+    key = (kind, id(store))
+    with _per_store_lock:
+        entry = _per_store.get(key)
+        if entry is None or entry[0] is not store:
+            entry = _per_store[key] = (store, make())
+        return entry[1]  # type: ignore[no-any-return]
 
 
 def _shared_buffer(store: TrackingStore, settings: Settings) -> MetricBuffer:
     """One buffer per open store, so every client of the store flushes the same points."""
-    with _buffers_lock:
-        entry = _buffers.get(id(store))
-        if entry is None or entry[0] is not store:
-            buffer = MetricBuffer(
-                store, interval=settings.flush_interval, max_points=settings.flush_max_points
-            )
-            entry = (store, buffer)
-            _buffers[id(store)] = entry
-        return entry[1]
+    return shared_for_store(
+        "buffer",
+        store,
+        lambda: MetricBuffer(
+            store, interval=settings.flush_interval, max_points=settings.flush_max_points
+        ),
+    )

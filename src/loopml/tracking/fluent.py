@@ -12,6 +12,7 @@ import os
 import sys
 import threading
 import traceback
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from types import TracebackType
@@ -19,7 +20,7 @@ from typing import Any
 
 from loopml.entities import ArtifactInfo, PagedList, Run, RunInfo, RunStatus
 from loopml.errors import InvalidArgumentError, InvalidStateError
-from loopml.tracking.client import Client, set_tracking_uri
+from loopml.tracking.client import Client, set_tracking_uri, shared_for_store
 from loopml.tracking.heartbeat import Heartbeat
 from loopml.tracking.source import collect_source_info
 from loopml.tracking.system_metrics import SystemMetricsSampler
@@ -48,7 +49,7 @@ __all__ = [
 DEFAULT_EXPERIMENT = "Default"
 
 _stack: ContextVar[tuple[ActiveRun, ...]] = ContextVar("loopml_active_runs", default=())
-_heartbeats: dict[int, Heartbeat] = {}
+_heartbeats: weakref.WeakSet[Heartbeat] = weakref.WeakSet()  # for the fork hook
 _lock = threading.Lock()
 
 
@@ -119,12 +120,13 @@ def _client(tracking_uri: str | None = None) -> Client:
 
 
 def _heartbeat_for(client: Client) -> Heartbeat:
-    with _lock:
-        beat = _heartbeats.get(id(client.store))
-        if beat is None:
-            beat = Heartbeat(client.store, client.settings.heartbeat_interval)
-            _heartbeats[id(client.store)] = beat
-        return beat
+    beat = shared_for_store(
+        "heartbeat",
+        client.store,
+        lambda: Heartbeat(client.store, client.settings.heartbeat_interval),
+    )
+    _heartbeats.add(beat)
+    return beat
 
 
 def start_run(
@@ -349,7 +351,7 @@ def _forget_after_fork() -> None:
     global _lock
     _lock = threading.Lock()
     _open_runs.clear()
-    for beat in _heartbeats.values():
+    for beat in list(_heartbeats):
         beat.forget_after_fork()
 
 
