@@ -80,6 +80,7 @@ class RunStore(Protocol):
         end_time: int | None = None,
         run_name: str | None = None,
         error: str | None = None,
+        heartbeat: bool = False,
     ) -> RunInfo: ...
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None: ...

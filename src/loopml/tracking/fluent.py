@@ -156,8 +156,8 @@ def start_run(
         )
     beat = _heartbeat_for(client)
     if run_id is not None:
-        info = client.store.update_run(run_id, status=RunStatus.RUNNING)
-        client.store.heartbeat([run_id])  # a resumed run is watched like a new one
+        # a resumed run is watched by heartbeats like a new one
+        info = client.store.update_run(run_id, status=RunStatus.RUNNING, heartbeat=True)
         if tags:
             client.set_tags(run_id, tags)
     else:

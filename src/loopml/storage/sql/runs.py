@@ -178,7 +178,10 @@ class RunsMixin(SqlBase):
         end_time: int | None = None,
         run_name: str | None = None,
         error: str | None = None,
+        heartbeat: bool = False,
     ) -> RunInfo:
+        """Change a run's status, end time, name or error. A terminal status stops its
+        heartbeats; ``heartbeat=True`` (with RUNNING, to resume a run) starts them again."""
         run_id = validate_run_id(run_id)
         values: dict[str, object] = {}
         if status is not None:
@@ -189,6 +192,8 @@ class RunsMixin(SqlBase):
             else:  # resumed: it has not ended (any more), and no error stands
                 values["end_time"] = None
                 values["error"] = None
+                if heartbeat:
+                    values["heartbeat_time"] = now_ms()
         if end_time is not None:
             values["end_time"] = validate_timestamp("end_time", end_time)
         if run_name is not None:
