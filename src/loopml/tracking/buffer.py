@@ -39,7 +39,6 @@ class MetricBuffer:
         self._lock = threading.Lock()  # guards _pending
         self._flush_lock = threading.Lock()  # one batch write at a time, so flush() is complete
         self._wake = threading.Event()
-        self._closed = False
         self._thread: threading.Thread | None = None
         self._dropped: list[LoopmlError] = []
         _buffers.add(self)
@@ -118,7 +117,7 @@ class MetricBuffer:
 
     def _loop(self) -> None:
         backoff = self._interval
-        while not self._closed:
+        while True:  # a daemon thread: it ends with the process, after the exit flush
             self._wake.wait(backoff)
             self._wake.clear()
             try:
@@ -128,14 +127,6 @@ class MetricBuffer:
             except Exception as exc:  # the store is down: keep the points and retry later
                 backoff = min(_MAX_BACKOFF, backoff * 2)
                 _log.warning("metric flush failed (%s); retrying in %.1fs", exc, backoff)
-
-    def close(self) -> None:
-        """Flush, then stop the background thread."""
-        try:
-            self.flush()
-        finally:
-            self._closed = True
-            self._wake.set()
 
 
 def flush_all(*, raise_errors: bool = False) -> None:
