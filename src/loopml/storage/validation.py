@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from loopml.entities import MetricRow
+from loopml.entities import MetricRow, RunStatus
 from loopml.errors import InvalidArgumentError
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "validate_key",
     "validate_metric_value",
     "validate_run_id",
+    "validate_status",
     "validate_step",
     "validate_string_map",
     "validate_timestamp",
@@ -205,3 +206,18 @@ def metric_row(
     if value != value:  # NaN
         return (run_id, key, step, timestamp, 0.0, True)
     return (run_id, key, step, timestamp, value, False)
+
+
+def validate_status(status: Any, *, terminal: bool = False) -> RunStatus:
+    """A run status, in any case; with ``terminal=True`` it must be one a run can end with."""
+    try:
+        parsed = RunStatus(str(status).upper())
+    except ValueError:
+        parsed = None
+    if parsed is not None and not (terminal and parsed is RunStatus.RUNNING):
+        return parsed
+    allowed = "FINISHED, FAILED or KILLED" if terminal else ", ".join(s.value for s in RunStatus)
+    adjective = "final status" if terminal else "status"
+    raise InvalidArgumentError(
+        f"The {adjective} must be one of {allowed}. Got {status!r} instead.", field="status"
+    )

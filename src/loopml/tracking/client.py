@@ -31,7 +31,7 @@ from loopml.storage import paths
 from loopml.storage.paths import join_under, validate_artifact_path
 from loopml.storage.protocols import TrackingStore
 from loopml.storage.uris import open_store
-from loopml.storage.validation import metric_row, validate_run_id
+from loopml.storage.validation import metric_row, validate_run_id, validate_status
 from loopml.tracking import artifacts as _artifacts
 from loopml.tracking.buffer import MetricBuffer
 
@@ -189,7 +189,7 @@ class Client:
         error: str | None = None,
     ) -> RunInfo:
         """End a run: flush its buffered metrics, then record the final status."""
-        status = _terminal_status(status)
+        status = validate_status(status, terminal=True)
         self._flush_pending()
         return self._store.update_run(run_id, status=status, end_time=end_time, error=error)
 
@@ -417,18 +417,6 @@ class Client:
         if now - self._last_reap >= self._settings.heartbeat_interval:
             self._last_reap = now
             self._store.mark_stale_runs_killed(self._settings.heartbeat_timeout)
-
-
-def _terminal_status(status: RunStatus | str) -> RunStatus:
-    try:
-        parsed = RunStatus(str(status).upper())
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed is RunStatus.RUNNING:
-        raise InvalidArgumentError(
-            f"The final status must be FINISHED, FAILED or KILLED. Got {status!r}.", field="status"
-        )
-    return parsed
 
 
 _T = TypeVar("_T")

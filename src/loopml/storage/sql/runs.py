@@ -27,6 +27,7 @@ from loopml.storage.sql.schema import params as params_table
 from loopml.storage.validation import (
     validate_key,
     validate_run_id,
+    validate_status,
     validate_string_map,
     validate_string_value,
     validate_timestamp,
@@ -56,16 +57,6 @@ def _to_info(row: Any) -> RunInfo:
         ),
         error=row.error,
     )
-
-
-def _parse_status(status: object) -> RunStatus:
-    try:
-        return RunStatus(str(status).upper())
-    except ValueError:
-        allowed = ", ".join(s.value for s in RunStatus)
-        raise InvalidArgumentError(
-            f"The status must be one of {allowed}. Got {status!r} instead.", field="status"
-        ) from None
 
 
 class RunsMixin(SqlBase):
@@ -185,7 +176,7 @@ class RunsMixin(SqlBase):
         run_id = validate_run_id(run_id)
         values: dict[str, object] = {}
         if status is not None:
-            values["status"] = _parse_status(status).value
+            values["status"] = validate_status(status).value
             if values["status"] != RunStatus.RUNNING.value:
                 values["end_time"] = now_ms() if end_time is None else end_time
                 values["heartbeat_time"] = None
