@@ -93,10 +93,10 @@ def _decode_token(token: str | None) -> int:
         return 0
     try:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        if isinstance(offset, int) and offset >= 0:
-            return offset
     except (ValueError, KeyError, TypeError, AttributeError):
-        pass
+        offset = None
+    if type(offset) is int and offset >= 0:
+        return offset
     raise InvalidArgumentError(
         "The page_token is not valid; pass the next_page_token of a previous search unchanged.",
         field="page_token",
