@@ -60,6 +60,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     for name in list(os.environ):
         if name.startswith("LOOPML_") and name != "LOOPML_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("LOOPML_CACHE_DIR", str(tmp_path / ".loopml-cache"))
     monkeypatch.chdir(tmp_path)
     yield
     while (run := loopml.active_run()) is not None:  # a failed test may leave one open

@@ -44,6 +44,18 @@ class Settings:
     sqlite_busy_timeout: float = 30.0
     #: seconds between samples of system metrics (``start_run(system_metrics=True)``)
     system_metrics_interval: float = 10.0
+    #: this machine's cache folder (the stat cache of ``data add``, materialised datasets);
+    #: ``None`` means ``$XDG_CACHE_HOME/loopml`` or ``~/.cache/loopml``
+    cache_dir: str | None = None
+    #: largest total of uncompressed bytes ``data add --unpack`` takes from one archive
+    max_archive_bytes: int = 10 * 1024**3
+
+    def resolved_cache_dir(self) -> str:
+        """The cache folder, with the documented default applied (not created here)."""
+        if self.cache_dir:
+            return os.path.abspath(os.path.expanduser(self.cache_dir))
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        return os.path.join(base, "loopml")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -29,6 +29,8 @@ __all__ = [
     "AlreadyExistsError",
     "ArtifactNotFoundError",
     "ConflictError",
+    "DataValidationError",
+    "DatasetNotFoundError",
     "ExperimentNotFoundError",
     "FilterSyntaxError",
     "IntegrityError",
@@ -103,6 +105,10 @@ class ArtifactNotFoundError(NotFoundError):
     code = "ARTIFACT_NOT_FOUND"
 
 
+class DatasetNotFoundError(NotFoundError):
+    code = "DATASET_NOT_FOUND"
+
+
 class AlreadyExistsError(LoopmlError):
     code = "ALREADY_EXISTS"
     http_status = 409
@@ -123,6 +129,17 @@ class InvalidStateError(ConflictError):
     """The operation is not allowed in the resource's current state (e.g. a finished run)."""
 
     code = "INVALID_STATE"
+
+
+class DataValidationError(InvalidArgumentError):
+    """Data broke validation rules; ``report`` (a ValidationReport) lists every failure."""
+
+    code = "DATA_VALIDATION_FAILED"
+    http_status = 422
+
+    def __init__(self, message: str, *, report: Any = None, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.report = report
 
 
 class IntegrityError(LoopmlError):

@@ -1,6 +1,7 @@
 """Frozen dataclasses that every layer passes around (no I/O, no SQL, no HTTP)."""
 
 from loopml.entities.artifact import ArtifactInfo
+from loopml.entities.dataset import Dataset, DatasetInput, DatasetKind, DatasetVersionInfo
 from loopml.entities.experiment import Experiment, LifecycleStage
 from loopml.entities.metric import Metric, MetricRow
 from loopml.entities.paging import PagedList
@@ -8,6 +9,10 @@ from loopml.entities.run import Run, RunData, RunInfo, RunStatus, SourceInfo
 
 __all__ = [
     "ArtifactInfo",
+    "Dataset",
+    "DatasetInput",
+    "DatasetKind",
+    "DatasetVersionInfo",
     "Experiment",
     "LifecycleStage",
     "Metric",

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from loopml.entities import (
     ArtifactInfo,
+    Dataset,
+    DatasetInput,
+    DatasetKind,
+    DatasetVersionInfo,
     Experiment,
     LifecycleStage,
     Metric,
@@ -26,6 +30,7 @@ from loopml.entities import (
 
 __all__ = [
     "ArtifactStore",
+    "DatasetStore",
     "ExperimentStore",
     "MetricStore",
     "RunStore",
@@ -137,8 +142,58 @@ class ArtifactStore(Protocol):
     ) -> ArtifactInfo: ...
 
 
+if TYPE_CHECKING:
+    from loopml.storage.blobs import BlobStore
+
+
 @runtime_checkable
-class TrackingStore(ExperimentStore, RunStore, MetricStore, ArtifactStore, Protocol):
+class DatasetStore(Protocol):
+    """Datasets, their versions and lineage. The files of a version are blobs; the store
+    records the manifest digest the data layer computed."""
+
+    @property
+    def blobs(self) -> BlobStore: ...
+
+    def create_dataset(self, name: str, description: str = "") -> Dataset: ...
+
+    def get_dataset(self, name: str) -> Dataset: ...
+
+    def list_datasets(self) -> list[Dataset]: ...
+
+    def set_dataset_rules(self, name: str, rules: Mapping[str, Any] | None) -> Dataset: ...
+
+    def create_dataset_version(
+        self,
+        name: str,
+        *,
+        digest: str,
+        kind: DatasetKind | str,
+        num_files: int,
+        size: int,
+        num_rows: int | None = None,
+        schema: Mapping[str, Any] | None = None,
+        profile: Mapping[str, Any] | None = None,
+        source: str = "",
+        description: str = "",
+    ) -> tuple[DatasetVersionInfo, bool]: ...
+
+    def get_dataset_version(self, name: str, version: int | None = None) -> DatasetVersionInfo: ...
+
+    def list_dataset_versions(self, name: str) -> list[DatasetVersionInfo]: ...
+
+    def find_dataset_versions(self, digest: str) -> list[DatasetVersionInfo]: ...
+
+    def log_dataset_inputs(
+        self, run_id: str, inputs: Sequence[tuple[str, int, str]]
+    ) -> list[DatasetInput]: ...
+
+    def list_run_inputs(self, run_id: str) -> list[DatasetInput]: ...
+
+    def list_dataset_usages(self, name: str, version: int | None = None) -> list[DatasetInput]: ...
+
+
+@runtime_checkable
+class TrackingStore(ExperimentStore, RunStore, MetricStore, ArtifactStore, DatasetStore, Protocol):
     """Everything the tracking client needs: the union of the per-resource protocols."""
 
     @property

@@ -26,12 +26,37 @@ from loopml.config import Settings
 from loopml.errors import InvalidArgumentError
 from loopml.storage.protocols import TrackingStore
 
-__all__ = ["StoreLocation", "clear_store_cache", "open_store", "resolve_location"]
+__all__ = [
+    "StoreLocation",
+    "clear_store_cache",
+    "get_tracking_uri",
+    "open_store",
+    "resolve_location",
+    "set_tracking_uri",
+]
 
 DEFAULT_FOLDER = ".loopml"
 _DB_NAME = "loopml.db"
 _stores: dict[tuple[str, str], TrackingStore] = {}
 _lock = threading.Lock()
+_tracking_uri: str | None = None
+
+
+def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
+    """Set the tracking URI for this process: it overrides ``LOOPML_TRACKING_URI`` for the
+    fluent API, the data API and every ``Client()`` created without one. ``None`` clears it."""
+    global _tracking_uri
+    if uri is not None and not isinstance(uri, str | os.PathLike):
+        raise InvalidArgumentError(
+            f"The tracking URI must be a string or path. Got {type(uri).__name__}.",
+            field="tracking_uri",
+        )
+    _tracking_uri = os.fspath(uri) if uri is not None else None
+
+
+def get_tracking_uri() -> str | None:
+    """The URI set by :func:`set_tracking_uri`, or ``None`` (then settings decide)."""
+    return _tracking_uri
 
 
 @dataclass(frozen=True)
@@ -118,6 +143,8 @@ def open_store(
 ) -> TrackingStore:
     """The store for these URIs, opened once per process and shared (thread-safe)."""
     settings = settings or Settings.from_env()
+    if tracking_uri is None:
+        tracking_uri = _tracking_uri
     location = resolve_location(tracking_uri, artifacts_uri, settings)
     key = (location.db_url, location.artifacts_uri)
     global _fork_hook

@@ -15,7 +15,10 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "MAX_VALUE_LENGTH",
     "metric_row",
+    "validate_dataset_name",
+    "validate_dataset_version",
     "validate_experiment_name",
+    "validate_input_context",
     "validate_key",
     "validate_metric_value",
     "validate_run_id",
@@ -184,6 +187,41 @@ def validate_experiment_name(name: Any) -> str:
             field="name",
         )
     return name
+
+
+_DATASET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_CONTEXT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,63}")
+
+
+def validate_dataset_name(name: Any) -> str:
+    """Dataset names appear in references such as ``customers@v3`` and in folder names."""
+    if not isinstance(name, str) or not _DATASET_NAME.fullmatch(name):
+        raise InvalidArgumentError(
+            "The dataset name must be 1 to 128 characters: letters, digits, '.', '_' and '-', "
+            f"starting with a letter or digit. Got {_short(name)} instead.",
+            field="name",
+        )
+    return name
+
+
+def validate_dataset_version(version: Any) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**31:
+        raise InvalidArgumentError(
+            f"The dataset version must be a positive integer. Got {_short(version)} instead.",
+            field="version",
+        )
+    return version
+
+
+def validate_input_context(context: Any) -> str:
+    """The role a dataset played in a run: ``training``, ``evaluation``, ..."""
+    if not isinstance(context, str) or not _CONTEXT.fullmatch(context):
+        raise InvalidArgumentError(
+            "The input context must be 1 to 64 characters: letters, digits, spaces, '.', '_' "
+            f"and '-'. Got {_short(context)} instead.",
+            field="context",
+        )
+    return context
 
 
 def metric_row(

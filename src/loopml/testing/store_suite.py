@@ -12,6 +12,7 @@ yields a fresh, empty store; pytest then runs every ``test_*`` method against it
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from loopml.errors import (
     UnsafePathError,
 )
 from loopml.storage.protocols import TrackingStore
+from loopml.testing.dataset_suite import DatasetStoreSuite
 
 __all__ = ["ODD_NAMES", "TrackingStoreSuite"]
 
@@ -60,7 +62,7 @@ def _m(key: str, value: float, step: int = 0, timestamp: int = 1000) -> Metric:
     return Metric(key, value, timestamp, step)
 
 
-class TrackingStoreSuite:
+class TrackingStoreSuite(DatasetStoreSuite):
     """Behaviour every :class:`~loopml.storage.protocols.TrackingStore` must have."""
 
     # -- experiments -------------------------------------------------------------------------
@@ -283,6 +285,7 @@ class TrackingStoreSuite:
         beating = store.create_run(exp_id, heartbeat=True, start_time=1000).run_id
         silent = store.create_run(exp_id, start_time=1000).run_id  # no heartbeat: never reaped
         assert store.mark_stale_runs_killed(3600) == []
+        time.sleep(0.01)  # the heartbeat must be older than the 1 ms timeout below
         killed = store.mark_stale_runs_killed(0.001)
         assert killed == [beating]
         info = store.get_run(beating).info
@@ -436,7 +439,8 @@ class TrackingStoreSuite:
         src = tmp_path / "data.csv"
         src.write_text("a,b\n1,2\n")
         info = store.put_artifact(run_id, "data.csv", src)
-        blobs = store.blobs  # type: ignore[attr-defined]
+        blobs = store.blobs
+        assert info.digest is not None
         object_path = blobs._object_path(info.digest)
         with blobs._fs.open(object_path, "wb") as fh:
             fh.write(b"a,b\n1,3\n")

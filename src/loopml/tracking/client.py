@@ -30,32 +30,12 @@ from loopml.errors import AlreadyExistsError, ExperimentNotFoundError, InvalidAr
 from loopml.storage import paths
 from loopml.storage.paths import join_under, validate_artifact_path
 from loopml.storage.protocols import TrackingStore
-from loopml.storage.uris import open_store
+from loopml.storage.uris import get_tracking_uri, open_store, set_tracking_uri
 from loopml.storage.validation import metric_row, validate_run_id, validate_status
 from loopml.tracking import artifacts as _artifacts
 from loopml.tracking.buffer import MetricBuffer
 
 __all__ = ["Client", "get_tracking_uri", "set_tracking_uri"]
-
-
-_tracking_uri: str | None = None
-
-
-def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
-    """Set the tracking URI for this process: it overrides ``LOOPML_TRACKING_URI`` for the
-    fluent API and for every ``Client()`` created without one. ``None`` clears it."""
-    global _tracking_uri
-    if uri is not None and not isinstance(uri, str | os.PathLike):
-        raise InvalidArgumentError(
-            f"The tracking URI must be a string or path. Got {type(uri).__name__}.",
-            field="tracking_uri",
-        )
-    _tracking_uri = os.fspath(uri) if uri is not None else None
-
-
-def get_tracking_uri() -> str | None:
-    """The URI set by :func:`set_tracking_uri`, or ``None`` (then settings decide)."""
-    return _tracking_uri
 
 
 def _now_ms() -> int:
@@ -79,7 +59,7 @@ class Client:
         settings: Settings | None = None,
     ) -> None:
         self._settings = settings or Settings.from_env()
-        uri = tracking_uri if tracking_uri is not None else _tracking_uri
+        uri = tracking_uri if tracking_uri is not None else get_tracking_uri()
         self._store = open_store(uri, artifacts_uri, self._settings)
         self._buffer = _shared_buffer(self._store, self._settings)
         self._valid_keys: set[str] = set()

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -22,6 +23,9 @@ from sqlalchemy import (
 
 __all__ = [
     "artifacts",
+    "dataset_inputs",
+    "dataset_versions",
+    "datasets",
     "events",
     "experiment_tags",
     "experiments",
@@ -161,4 +165,59 @@ events = Table(
     Column("actor", String(256)),
     Column("payload", Text, nullable=False, default="{}"),
     Index("ix_events_subject", "subject_type", "subject_id"),
+)
+
+#: named series of dataset versions; ``rules`` is the JSON of the rules new versions must pass
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("dataset_id", _IdType, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("rules", Text),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+#: immutable dataset versions; ``digest`` names the manifest blob (path -> digest, size)
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column(
+        "dataset_id",
+        _IdType,
+        ForeignKey("datasets.dataset_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("digest", String(80), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("num_files", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("num_rows", BigInteger),
+    Column("schema", Text),
+    Column("profile", Text),
+    Column("source", Text, nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("creation_time", BigInteger, nullable=False),
+    Index("ix_dataset_versions_digest", "digest"),
+    sqlite_with_rowid=False,
+)
+
+#: lineage: the dataset versions each run used
+dataset_inputs = Table(
+    "dataset_inputs",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("dataset_id", _IdType, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("context", String(64), primary_key=True),
+    Column("time", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["dataset_id", "version"],
+        ["dataset_versions.dataset_id", "dataset_versions.version"],
+        ondelete="CASCADE",
+    ),
+    Index("ix_dataset_inputs_version", "dataset_id", "version"),
+    sqlite_with_rowid=False,
 )

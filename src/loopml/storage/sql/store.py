@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loopml.storage.blobs import BlobStore
 from loopml.storage.sql.artifacts import ArtifactsMixin
+from loopml.storage.sql.datasets import DatasetsMixin
 from loopml.storage.sql.engine import SqlEngine, make_engine
 from loopml.storage.sql.experiments import ExperimentsMixin
 from loopml.storage.sql.metrics import MetricsMixin
@@ -13,7 +14,7 @@ from loopml.storage.sql.search import SearchMixin
 __all__ = ["SqlStore"]
 
 
-class SqlStore(ExperimentsMixin, MetricsMixin, ArtifactsMixin, SearchMixin):
+class SqlStore(ExperimentsMixin, MetricsMixin, ArtifactsMixin, SearchMixin, DatasetsMixin):
     """Implements every store protocol over SQLAlchemy and a :class:`BlobStore`.
 
     Opening a store brings its schema to the newest migration first (once, under a lock).
