@@ -6,6 +6,7 @@ Importing this module does no I/O and no heavy imports; stores open on first use
 from loopml._version import __version__
 from loopml.entities import (
     ArtifactInfo,
+    DatasetInput,
     Experiment,
     Metric,
     PagedList,
@@ -25,6 +26,7 @@ from loopml.tracking.fluent import (
     log_artifacts,
     log_dict,
     log_figure,
+    log_input,
     log_metric,
     log_metrics,
     log_param,
@@ -40,6 +42,7 @@ __all__ = [
     "ActiveRun",
     "ArtifactInfo",
     "Client",
+    "DatasetInput",
     "Experiment",
     "LoopmlError",
     "Metric",
@@ -57,6 +60,7 @@ __all__ = [
     "log_artifacts",
     "log_dict",
     "log_figure",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
@@ -68,3 +72,12 @@ __all__ = [
     "set_tracking_uri",
     "start_run",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``loopml.data`` is imported on first use (it brings in numpy and pyarrow)."""
+    if name == "data":
+        import importlib
+
+        return importlib.import_module("loopml.data")
+    raise AttributeError(f"module 'loopml' has no attribute {name!r}")

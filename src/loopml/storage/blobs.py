@@ -280,6 +280,11 @@ class BlobStore:
         """The URI this store was opened with."""
         return self._uri
 
+    @property
+    def is_local(self) -> bool:
+        """True for a folder on this machine (cheap to ask), False for an object store."""
+        return self._local
+
     validate_digest = staticmethod(validate_digest)
 
     # ----------------------------------------------------------------------------- writing
@@ -292,9 +297,27 @@ class BlobStore:
         if self._local:
             with _open_source(path) as reader:
                 return self._put_local(reader)
+        return self._put_file_remote(path, None)
+
+    def _put_file_remote(
+        self, path: str | os.PathLike[str], on_stored: Callable[[BlobRef], object] | None
+    ) -> BlobRef:
         with _open_source(path) as reader:
             digest, size = _pump(lambda: reader.read(CHUNK_SIZE), None)
-        return self._put_remote(digest, size, lambda key: self._fs.put_file(os.fspath(path), key))
+        upload = lambda key: self._fs.put_file(os.fspath(path), key)  # noqa: E731
+        return self._put_remote(digest, size, upload, on_stored)
+
+    def put_stream(self, reader: BinaryIO) -> BlobRef:
+        """Store the bytes read from ``reader`` (until it returns ``b""``) and return their
+        reference. On an object store the stream is spooled to a temporary file first, since
+        the digest (the object's key) must be known before the upload starts."""
+        if self._local:
+            return self._put_local(reader)
+        with tempfile.TemporaryFile() as spool:
+            digest, size = _pump(lambda: reader.read(CHUNK_SIZE), spool.write)
+            spool.seek(0)
+            upload = lambda key: self._fs.pipe_file(key, spool.read())  # noqa: E731
+            return self._put_remote(digest, size, upload)
 
     def put_bytes(self, data: bytes) -> BlobRef:
         """Store ``data`` and return its reference; nothing is written if already stored."""
@@ -340,7 +363,13 @@ class BlobStore:
             os.replace(tmp_path, final)
             _fsync_dir(folder)
 
-    def _put_remote(self, digest: str, size: int, upload: Callable[[str], object]) -> BlobRef:
+    def _put_remote(
+        self,
+        digest: str,
+        size: int,
+        upload: Callable[[str], object],
+        on_stored: Callable[[BlobRef], object] | None = None,
+    ) -> BlobRef:
         """Upload straight to the final key (already hashed) unless the blob is stored."""
         ref = BlobRef(digest, size)
         if self.exists(digest):
@@ -360,6 +389,8 @@ class BlobStore:
                 digest=digest,
             )
         logger.debug("Uploaded blob %s (%d bytes) to %s", digest, size, self._shown_uri)
+        if on_stored is not None:
+            on_stored(ref)
         return ref
 
     def put_files(
@@ -367,6 +398,7 @@ class BlobStore:
         paths: Sequence[str | os.PathLike[str]],
         *,
         progress: Callable[[int], object] | None = None,
+        on_stored: Callable[[BlobRef], object] | None = None,
     ) -> list[BlobRef]:
         """Store many local files and return their references, in order.
 
@@ -375,16 +407,17 @@ class BlobStore:
         folder work, a large one is copied by the kernel and hashed through a memory map of
         the copy (so the digest is always that of the bytes stored), and the folder is
         flushed to disk once at the end instead of once per file. ``progress`` is called
-        with the size of each file once it is stored.
+        with the size of each file once it is stored; ``on_stored`` with the reference of
+        each blob that was not stored before.
         """
         if not self._local:
             refs = []
             for path in paths:
-                refs.append(self.put_file(path))
+                refs.append(self._put_file_remote(path, on_stored))
                 if progress is not None:
                     progress(refs[-1].size)
             return refs
-        batch = _LocalBatch(self)
+        batch = _LocalBatch(self, on_stored)
         refs = [batch.put(os.fspath(path), progress) for path in paths]
         if batch.written:
             with self._guard("flushing blobs to disk"):
@@ -593,8 +626,11 @@ _names = itertools.count()
 class _LocalBatch:
     """Moves files into and out of a local blob folder without a flush per file."""
 
-    def __init__(self, store: BlobStore) -> None:
+    def __init__(
+        self, store: BlobStore, on_stored: Callable[[BlobRef], object] | None = None
+    ) -> None:
         self._store = store
+        self._on_stored = on_stored
         self._tmp_dir = os.path.join(store._root, "tmp")
         self._folders: set[str] = set()
         self.written = 0
@@ -622,6 +658,8 @@ class _LocalBatch:
                     self._ensure_folder(os.path.dirname(final))
                     os.replace(tmp, final)
                     self.written += 1
+                    if self._on_stored is not None:
+                        self._on_stored(ref)
             except BaseException:
                 _remove_quietly(tmp)
                 raise

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from loopml.config import Settings
 from loopml.entities import (
     ArtifactInfo,
+    DatasetInput,
     Experiment,
     LifecycleStage,
     Metric,
@@ -30,6 +31,7 @@ from loopml.errors import AlreadyExistsError, ExperimentNotFoundError, InvalidAr
 from loopml.storage import paths
 from loopml.storage.paths import join_under, validate_artifact_path
 from loopml.storage.protocols import TrackingStore
+from loopml.storage.refs import parse_ref
 from loopml.storage.uris import get_tracking_uri, open_store, set_tracking_uri
 from loopml.storage.validation import metric_row, validate_run_id, validate_status
 from loopml.tracking import artifacts as _artifacts
@@ -192,6 +194,39 @@ class Client:
 
     def delete_tag(self, run_id: str, key: str) -> None:
         self._store.delete_tag(run_id, key)
+
+    # -- dataset inputs (lineage) --------------------------------------------------------------
+
+    def log_input(self, run_id: str, dataset: Any, context: str = "training") -> DatasetInput:
+        """Record that the run used a dataset version.
+
+        ``dataset`` is a :class:`loopml.data.DatasetVersion` or a reference such as
+        ``"customers@v3"`` (``"customers"`` means its latest version, resolved now).
+        ``context`` says how it was used: ``"training"``, ``"evaluation"``, ...
+        """
+        name, version = self._dataset_ref(dataset)
+        if version is None:
+            version = self._store.get_dataset_version(name).version
+        inputs = self._store.log_dataset_inputs(run_id, [(name, version, context)])
+        return next(i for i in inputs if (i.name, i.version, i.context) == (name, version, context))
+
+    def list_inputs(self, run_id: str) -> list[DatasetInput]:
+        """The dataset versions the run used."""
+        return self._store.list_run_inputs(run_id)
+
+    @staticmethod
+    def _dataset_ref(dataset: Any) -> tuple[str, int | None]:
+        if isinstance(dataset, str):
+            ref = parse_ref(dataset, field="dataset")
+            return ref.name, ref.version
+        name, version = getattr(dataset, "name", None), getattr(dataset, "version", None)
+        if isinstance(name, str) and isinstance(version, int):
+            return name, version
+        raise InvalidArgumentError(
+            "dataset must be a DatasetVersion or a reference such as 'customers@v3'. "
+            f"Got {type(dataset).__name__}.",
+            field="dataset",
+        )
 
     # -- metrics -----------------------------------------------------------------------------
 

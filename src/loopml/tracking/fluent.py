@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
-from loopml.entities import ArtifactInfo, PagedList, Run, RunInfo, RunStatus
+from loopml.entities import ArtifactInfo, DatasetInput, PagedList, Run, RunInfo, RunStatus
 from loopml.errors import InvalidArgumentError, InvalidStateError
 from loopml.tracking.client import Client, set_tracking_uri, shared_for_store
 from loopml.tracking.heartbeat import Heartbeat
@@ -34,6 +34,7 @@ __all__ = [
     "log_artifacts",
     "log_dict",
     "log_figure",
+    "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
@@ -225,6 +226,13 @@ def log_param(key: str, value: Any) -> None:
 def log_params(params: Mapping[str, Any]) -> None:
     run = _require()
     run.client.log_params(run.run_id, params)
+
+
+def log_input(dataset: Any, context: str = "training") -> DatasetInput:
+    """Record that the active run used a dataset version (``DatasetVersion`` or a reference
+    such as ``"customers@v3"``); see :meth:`Client.log_input`."""
+    run = _require()
+    return run.client.log_input(run.run_id, dataset, context)
 
 
 def log_metric(
