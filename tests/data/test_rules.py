@@ -11,7 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from loopml.data.rules import ColumnRule, RuleFailure, Rules, ValidationReport, validate
+from loopml.data.rules import ColumnRule, Rules
+from loopml.data.validation import RuleFailure, ValidationReport, validate
 from loopml.errors import DataValidationError, InvalidArgumentError
 
 FULL_YAML = """

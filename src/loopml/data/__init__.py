@@ -28,7 +28,8 @@ from loopml.data.profile import (
     profile_table,
     sketch,
 )
-from loopml.data.rules import RuleFailure, Rules, ValidationReport
+from loopml.data.rules import Rules
+from loopml.data.validation import RuleFailure, ValidationReport
 
 __all__ = [
     "AddStats",

@@ -212,7 +212,7 @@ def _zip_members(path: str, budget: list[int]) -> Iterator[ArchiveMember]:
                 continue
             if stat.S_ISLNK(mode):
                 raise _refuse(path, info.filename, "is a symbolic link")
-            if mode and not stat.S_ISREG(mode):
+            if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
                 raise _refuse(path, info.filename, "is not a regular file")
             checked.append((_member_path(path, info.filename), info))
         for name, info in checked:

@@ -36,8 +36,9 @@ from loopml.data._tables import (
     to_arrow,
 )
 from loopml.data.profile import ColumnDelta, Profile, Schema, SchemaDiff, describe
-from loopml.data.rules import Rules, ValidationReport
-from loopml.data.rules import validate as _validate_rules
+from loopml.data.rules import Rules
+from loopml.data.validation import ValidationReport
+from loopml.data.validation import validate as _validate_rules
 from loopml.entities import Dataset, DatasetInput, DatasetKind, DatasetVersionInfo
 from loopml.errors import DatasetNotFoundError, DataValidationError, InvalidArgumentError
 from loopml.storage.paths import join_under, local_path
