@@ -1,10 +1,12 @@
 """A small, real experiment that fills a store with runs worth looking at.
 
-:func:`run_quickstart` trains four scikit-learn classifiers on the breast-cancer dataset that
-ships with scikit-learn (nothing is downloaded) and tracks them with the fluent API: one parent
-run, and one nested child run per model with its params, metrics (a per-step curve for the
-forests, which grow ten trees at a time), a confusion matrix, feature importances and, when
-matplotlib is installed, a ROC-curve image.
+:func:`run_quickstart` first versions the breast-cancer table that ships with scikit-learn
+(nothing is downloaded) as the dataset ``breast-cancer``, checked against validation rules
+that are attached to it, so a later version that breaks them is refused. It then trains four
+scikit-learn classifiers on that exact version and tracks them with the fluent API: one parent
+run, and one nested child run per model with its params, its input dataset version (lineage),
+metrics (a per-step curve for the forests, which grow ten trees at a time), a confusion
+matrix, feature importances and, when matplotlib is installed, a ROC-curve image.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from loopml.entities import Run
 from loopml.errors import MissingDependencyError
 from loopml.tracking import fluent
 
-__all__ = ["CANDIDATES", "STEPS", "Candidate", "run_quickstart"]
+__all__ = ["CANDIDATES", "STEPS", "Candidate", "quickstart_rules", "run_quickstart"]
 
 SEED = 42
 TEST_SIZE = 0.25
 TREES_PER_STEP = 10
-DATASET = "sklearn.datasets.load_breast_cancer"
+SOURCE = "sklearn.datasets.load_breast_cancer"
+DATASET = "breast-cancer"
+TARGET = "target"
 
 
 @dataclass(frozen=True)
@@ -41,12 +45,14 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("forest-deep", "random_forest", {"n_estimators": 100, "max_depth": None}),
 )
 
-#: how many times :func:`run_quickstart` calls ``progress``: once to load data, once per model
+#: how many times :func:`run_quickstart` calls ``progress``: once to version the data, once per
+#: model
 STEPS = 1 + len(CANDIDATES)
 
 
 @dataclass(frozen=True)
 class _Data:
+    version: Any  # the loopml.data.DatasetVersion the models were trained on
     x_train: Any
     x_test: Any
     y_train: Any
@@ -64,17 +70,40 @@ def _require_sklearn() -> None:
         ) from None
 
 
-def _load_data() -> _Data:
+def quickstart_rules(feature_names: list[str]) -> Any:
+    """The rules the quickstart table must pass: every measurement present and not negative,
+    the target 0 or 1, enough rows, and one cross-column check."""
+    from loopml.data import Rules
+
+    rules = Rules().rows(min=500)
+    for name in feature_names:
+        rules = rules.column(name, type="number", not_null=True, min=0)
+    rules = rules.column(TARGET, type="integer", not_null=True, allowed=[0, 1])
+    return rules.check("area_grows_with_radius", 'col("mean area") >= col("mean radius")')
+
+
+def _load_data(tracking_uri: str | None) -> _Data:
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
 
-    bunch = load_breast_cancer()
+    from loopml import data
+
+    bunch = load_breast_cancer(as_frame=True)
+    frame = bunch.frame
+    features = list(bunch.feature_names)
+    rules = quickstart_rules(features)
+    version = data.add(
+        DATASET, frame, rules=rules, description=f"from {SOURCE}", tracking_uri=tracking_uri
+    )
+    table = version.to_pandas()  # train on exactly what was versioned
     x_train, x_test, y_train, y_test = train_test_split(
-        bunch.data, bunch.target, test_size=TEST_SIZE, random_state=SEED, stratify=bunch.target
+        table[features].to_numpy(),
+        table[TARGET].to_numpy(),
+        test_size=TEST_SIZE,
+        random_state=SEED,
+        stratify=table[TARGET].to_numpy(),
     )
-    return _Data(
-        x_train, x_test, y_train, y_test, list(bunch.feature_names), list(bunch.target_names)
-    )
+    return _Data(version, x_train, x_test, y_train, y_test, features, list(bunch.target_names))
 
 
 def _scores(data: _Data, probabilities: Any) -> dict[str, float]:
@@ -191,14 +220,15 @@ def run_quickstart(
     """
     _require_sklearn()
     report = progress or (lambda _message: None)
-    report("Loading the breast cancer dataset")
-    data = _load_data()
+    report("Versioning and validating the breast cancer dataset")
+    data = _load_data(tracking_uri)
     children: list[tuple[str, str, dict[str, float]]] = []
     tags = {"loopml.quickstart": "true"}
     with fluent.start_run(experiment, "quickstart", tags=tags, tracking_uri=tracking_uri) as parent:
+        fluent.log_input(data.version, context="training")
         fluent.log_params(
             {
-                "dataset": DATASET,
+                "dataset": data.version.ref,
                 "test_size": TEST_SIZE,
                 "seed": SEED,
                 "train_rows": len(data.y_train),
@@ -210,6 +240,7 @@ def run_quickstart(
             with fluent.start_run(
                 experiment, candidate.name, nested=True, tags=tags, tracking_uri=tracking_uri
             ) as child:
+                fluent.log_input(data.version, context="training")
                 scores = _train(candidate, data)
             children.append((child.run_id, candidate.name, scores))
         best_id, best_name, best = max(children, key=lambda item: item[2]["roc_auc"])

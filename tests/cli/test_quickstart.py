@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from loopml.entities import RunStatus
-from loopml.errors import MissingDependencyError
-from loopml.quickstart import CANDIDATES, STEPS, run_quickstart
+from loopml.errors import DataValidationError, MissingDependencyError
+from loopml.quickstart import CANDIDATES, DATASET, STEPS, run_quickstart
 from loopml.tracking.client import Client
 
 CHILD_NAMES = [candidate.name for candidate in CANDIDATES]
@@ -91,6 +91,30 @@ def test_run_quickstart_library(store_uri: str) -> None:
     assert parent.data.metrics["best_roc_auc"] == client.get_run(best).data.metrics["roc_auc"]
     logreg = children[0]
     assert [m.step for m in client.get_metric_history(logreg.run_id, "accuracy")] == [0]
+
+
+def test_quickstart_versions_and_validates_its_data(store_uri: str) -> None:
+    from loopml import data
+
+    runs = run_quickstart("lineage", tracking_uri=store_uri)
+    version = data.get(DATASET, tracking_uri=store_uri)
+    assert (version.ref, version.num_rows) == (f"{DATASET}@v1", 569)
+    assert version.schema is not None
+    assert version.schema.column("target").categories is not None
+    assert data.list_datasets(tracking_uri=store_uri)[0].rules  # the rules are attached
+    assert runs[0].data.params["dataset"] == version.ref
+    client = Client(store_uri)
+    for run in runs:
+        assert [i.ref for i in client.list_inputs(run.info.run_id)] == [version.ref]
+    assert len(version.usages()) == len(runs)
+    # a second quickstart trains on the same version: identical content is not re-added
+    run_quickstart("lineage", tracking_uri=store_uri)
+    assert data.get(DATASET, tracking_uri=store_uri).version == 1
+    # and the attached rules refuse a broken table
+    broken = version.to_pandas()
+    broken.loc[0, "mean radius"] = -1.0
+    with pytest.raises(DataValidationError, match="mean radius"):
+        data.add(DATASET, broken, tracking_uri=store_uri)
 
 
 def test_missing_scikit_learn(cli, store_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -508,3 +508,11 @@ def test_bad_input_names_the_field(call: Any, field: str) -> None:
     with pytest.raises(InvalidArgumentError, match=f"'{field}'") as info:
         call()
     assert info.value.details["field"] == field
+
+
+def test_low_cardinality_integers_get_value_frequencies() -> None:
+    table = pa.table({"label": [1, 0, 1, 1, None], "id": list(range(5)) * 1})
+    schema = infer_schema(table)
+    assert schema.column("label").categories == {"1": 3, "0": 1}
+    wide = pa.table({"id": list(range(100))})
+    assert infer_schema(wide).column("id").categories is None

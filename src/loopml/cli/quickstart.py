@@ -95,7 +95,9 @@ def _next_steps(runs: list[Run], experiment: str, tracking_uri: str | None) -> l
         (r for r in children if r.data.params.get("model") == "random_forest"), children[-1]
     )
     ids = " ".join(r.info.run_id for r in children[:2])
+    dataset = shlex.quote(parent.data.params.get("dataset", "breast-cancer"))
     return [
+        f"{base} data show {dataset}",
         f"{base} runs ls {exp}",
         f'{base} runs ls {exp} --filter "metrics.roc_auc > 0.99" --order-by "metrics.roc_auc DESC"',
         f"{base} runs compare {ids}",
@@ -113,11 +115,14 @@ def quickstart(
     ] = "quickstart",
     as_json: JsonFlag = False,
 ) -> None:
-    """Train four real scikit-learn models as tracked runs, then show them.
+    """Version and validate a dataset, train four real scikit-learn models on it as tracked
+    runs, then show them.
 
-    Uses the breast cancer dataset bundled with scikit-learn (no download): two logistic
-    regressions and two random forests, nested under one parent run, each with params,
-    metrics, a confusion matrix, feature importances and a ROC-curve image.
+    Uses the breast cancer dataset bundled with scikit-learn (no download), stored as the
+    dataset version breast-cancer@vN with validation rules attached; then two logistic
+    regressions and two random forests, nested under one parent run, each recording the
+    dataset version it used, with params, metrics, a confusion matrix, feature importances
+    and a ROC-curve image.
     """
     from loopml.quickstart import STEPS, run_quickstart
 

@@ -61,6 +61,8 @@ __all__ = [
     "sketch",
 ]
 
+MAX_INT_CATEGORIES = 20
+"""Integer columns with at most this many distinct values also get value frequencies."""
 MAX_CATEGORIES = 50
 """A string column with at most this many distinct values is "categorical"."""
 TOP_VALUES = 100
@@ -566,9 +568,22 @@ def _describe_numeric(
         min=data.low,
         max=data.high,
         distinct=data.distinct,
+        categories=_integer_categories(column, data),
     )
     edges = _sketch.reference_edges(data.values, bins)
     return schema, _numeric_profile(data, edges)
+
+
+def _integer_categories(
+    column: pa.ChunkedArray, data: _sketch.NumericColumn
+) -> dict[str, int] | None:
+    """Value frequencies of an integer column with few distinct values (labels, flags,
+    ratings), keyed by the value as text, most frequent first; ``None`` otherwise."""
+    if not pa.types.is_integer(column.type) or not 0 < (data.distinct or 0) <= MAX_INT_CATEGORIES:
+        return None
+    values, counts = np.unique(data.values, return_counts=True)
+    pairs = sorted(zip(values.tolist(), counts.tolist(), strict=True), key=lambda p: (-p[1], p[0]))
+    return {str(int(value)): int(count) for value, count in pairs}
 
 
 def _numeric_profile(data: _sketch.NumericColumn, edges: _sketch.FloatArray) -> NumericProfile:
