@@ -16,7 +16,7 @@ from typing import Any
 
 from loopml.data._manifest import FileEntry, Manifest
 from loopml.data._sources import FoundFile, read_archive, scan
-from loopml.data._statcache import StatCache
+from loopml.data._statcache import CachedStat, StatCache
 from loopml.data._tables import TABLE_MEMBER, is_parquet_file, write_parquet
 from loopml.entities import DatasetKind
 from loopml.storage.blobs import BlobRef, BlobStore
@@ -103,7 +103,6 @@ def stage_files(
     source: str,
     *,
     cache: StatCache,
-    known_digests: set[str],
     progress: Progress | None = None,
 ) -> StagedVersion:
     """Store a folder (or one file) with the stat cache: unchanged files are not read."""
@@ -114,13 +113,18 @@ def stage_files(
     cached = cache.under(os.path.abspath(source))
     entries: list[FileEntry] = []
     to_hash: list[FoundFile] = []
+    hits: list[tuple[FoundFile, CachedStat]] = []
     for item in found:
         hit = cached.get(StatCache.lookup_key(item.source))
-        if (
-            hit is not None
-            and hit.matches(item.stat)
-            and _present(blobs, hit.digest, known_digests)
-        ):
+        if hit is not None and hit.matches(item.stat):
+            hits.append((item, hit))
+        else:
+            to_hash.append(item)
+    # a cached digest is usable only if its blob is there: checked on a local store (one
+    # listing per blob folder); trusted on an object store (blobs never change once written)
+    stored = blobs.which_exist({hit.digest for _, hit in hits}) if blobs.is_local else None
+    for item, hit in hits:
+        if stored is None or hit.digest in stored:
             entries.append(FileEntry(item.path, hit.digest, hit.size))
         else:
             to_hash.append(item)
@@ -136,18 +140,10 @@ def stage_files(
             cache_rows.append((item.source, item.stat, ref.digest, checked_ns))
     stats.files_hashed = len(to_hash)
     stats.bytes_hashed = sum(ref.size for ref in refs)
-    manifest = Manifest.build(DatasetKind.FILES, entries)
+    manifest = Manifest.build(DatasetKind.FILES, entries, checked=True)  # scan checked them
     manifest_ref = _finish(blobs, manifest, stats)
     stats.seconds = time.perf_counter() - started
     return StagedVersion(manifest, manifest_ref, stats, cache_rows=cache_rows)
-
-
-def _present(blobs: BlobStore, digest: str, known: set[str]) -> bool:
-    """A cached digest is usable if the previous version has it, or (on a local store, where
-    asking is cheap) the blob is there; on an object store the cache is trusted."""
-    if digest in known:
-        return True
-    return blobs.exists(digest) if blobs.is_local else True
 
 
 def stage_archive(

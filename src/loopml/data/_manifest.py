@@ -44,15 +44,20 @@ class Manifest:
     files: tuple[FileEntry, ...]
 
     @classmethod
-    def build(cls, kind: DatasetKind, entries: Iterable[FileEntry]) -> Manifest:
+    def build(
+        cls, kind: DatasetKind, entries: Iterable[FileEntry], *, checked: bool = False
+    ) -> Manifest:
+        """Sort and check ``entries``; ``checked=True`` skips the path check (the caller
+        already ran :func:`validate_artifact_path` on every path)."""
         files = sorted(entries, key=lambda entry: entry.path)
         for before, after in itertools.pairwise(files):
             if before.path == after.path:
                 raise InvalidArgumentError(
                     f"Two files have the same path {before.path!r}.", field="path"
                 )
-        for entry in files:
-            validate_artifact_path(entry.path, field="path")
+        if not checked:
+            for entry in files:
+                validate_artifact_path(entry.path, field="path")
         return cls(kind, tuple(files))
 
     @property
@@ -90,7 +95,7 @@ class Manifest:
                 raise ValueError(f"unknown format {body.get('format')!r}")
             kind = DatasetKind(body["kind"])
             entries = [_entry(item) for item in body["files"]]
-            return cls.build(kind, entries)
+            return cls.build(kind, entries, checked=True)
         except (ValueError, KeyError, TypeError, AttributeError, InvalidArgumentError) as exc:
             raise IntegrityError(
                 f"The manifest {digest or '(unsaved)'} is not a valid dataset manifest: {exc}",

@@ -140,7 +140,7 @@ class DatasetVersion:
                 f"The destination {str(folder)!r} exists and is not a folder.", field="dest"
             )
         folder.mkdir(parents=True, exist_ok=True)
-        items = [(entry.digest, join_under(folder, entry.path)) for entry in self.manifest]
+        items = _targets(folder, self.manifest)
         total = sum(entry.size for entry in self.manifest)
         done = [0]
 
@@ -197,6 +197,26 @@ class DatasetVersion:
         """The table as a pandas DataFrame (needs ``loopml[pandas]``)."""
         require_pandas("DatasetVersion.to_pandas()")
         return self.to_arrow().to_pandas()
+
+
+def _targets(folder: Path, manifest: Manifest) -> list[tuple[str, str]]:
+    """``(digest, local path)`` for every file, each path checked to stay inside ``folder``.
+
+    Manifest paths are already validated (no ``..``, not absolute); what could still lead
+    outside is a symbolic link among the folders of ``folder``. So the real path of each
+    distinct parent folder is checked once with :func:`join_under` (not once per file); the
+    file itself is replaced by a rename, which never follows a link.
+    """
+    root = os.path.realpath(folder)
+    checked: dict[str, str] = {}
+    items = []
+    for entry in manifest:
+        parent, _, name = entry.path.rpartition("/")
+        base = checked.get(parent)
+        if base is None:
+            base = checked[parent] = join_under(root, parent)
+        items.append((entry.digest, os.path.join(base, name)))
+    return items
 
 
 # --------------------------------------------------------------------------------- add
@@ -333,17 +353,10 @@ def _stage(
         )
     _no_rules_for_files(store, name, rules)
     cache = StatCache(settings.resolved_cache_dir(), blobs.uri)
-    known = _known_digests(store, previous)
     try:
-        return _add.stage_files(blobs, path, cache=cache, known_digests=known, progress=progress)
+        return _add.stage_files(blobs, path, cache=cache, progress=progress)
     finally:
         cache.close()
-
-
-def _known_digests(store: TrackingStore, previous: DatasetVersionInfo | None) -> set[str]:
-    if previous is None:
-        return set()
-    return DatasetVersion(store, previous).manifest.digests()
 
 
 def _describe_source(source: Any) -> str:

@@ -48,6 +48,9 @@ MAX_SEGMENT_BYTES = 255
 """The longest path segment accepted, in UTF-8 bytes (the usual file-name limit)."""
 
 _DECODE_ROUNDS = 3
+#: paths made only of ASCII letters, digits, '.', '_' and '-', no segment starting with '.':
+#: nothing in them can be refused, so they skip the full check (most paths are like this)
+_PLAIN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}(?:/[A-Za-z0-9_-][A-Za-z0-9._-]{0,254})*")
 _DRIVE = re.compile(r"[A-Za-z]:")
 _SHOWN_CHARS = 120
 
@@ -130,6 +133,8 @@ def validate_artifact_path(
     """
     if not isinstance(path, str):
         raise _refuse(field, path, f"must be a string, not {type(path).__name__}")
+    if len(path) <= MAX_PATH_CHARS and _PLAIN.fullmatch(path):
+        return path
     if path == "":
         if allow_empty:
             return ""
