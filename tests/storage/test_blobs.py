@@ -360,3 +360,27 @@ def test_memory_filesystem_works_like_an_object_store() -> None:
     ref = store.put_bytes(b"in memory")
     assert store.exists(ref.digest)
     assert store.read_bytes(ref.digest) == b"in memory"
+
+
+def test_batch_put_get_and_which_exist(store: BlobStore, tmp_path: Path) -> None:
+    sources = []
+    for i, size in enumerate([0, 10, blobs.SMALL_FILE_SIZE + 5, 3]):
+        path = tmp_path / f"src{i}"
+        path.write_bytes(os.urandom(size))
+        sources.append(path)
+    sources.append(tmp_path / "src1")  # a repeat is stored once
+    stored: list[BlobRef] = []
+    done: list[int] = []
+    refs = store.put_files(sources, progress=done.append, on_stored=stored.append)
+    assert [r.size for r in refs] == [p.stat().st_size for p in sources]
+    assert refs[1] == refs[4]
+    assert len(stored) == 4
+    assert done == [r.size for r in refs]
+    assert store.put_files(sources[:2], on_stored=stored.append) == refs[:2]
+    assert len(stored) == 4  # nothing new
+    missing = "blake3:" + "0" * 64
+    assert store.which_exist([r.digest for r in refs] + [missing]) == {r.digest for r in refs}
+    targets = [(r.digest, tmp_path / "out" / f"f{i}") for i, r in enumerate(refs)]
+    store.get_files(targets)
+    for (_, dest), source in zip(targets, sources, strict=True):
+        assert dest.read_bytes() == source.read_bytes()
