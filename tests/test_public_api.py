@@ -44,3 +44,19 @@ def test_error_codes_round_trip() -> None:
         "details": {"key": "lr"},
     }
     assert err.http_status == 409
+
+
+def test_data_api_loads_numpy_and_pyarrow_only_for_tables() -> None:
+    code = (
+        "import sys, loopml.data\n"
+        "print(sorted({'numpy', 'pyarrow', 'yaml'} & set(sys.modules)))\n"
+        "loopml.data.Rules\n"
+        "print(sorted({'numpy', 'pyarrow', 'yaml'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "['numpy', 'pyarrow', 'yaml']"]
+    import loopml.data
+
+    assert sorted(loopml.data.__all__) == loopml.data.__all__
+    for name in loopml.data.__all__:
+        assert getattr(loopml.data, name) is not None

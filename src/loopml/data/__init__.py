@@ -5,6 +5,8 @@
 profile (the reference that monitoring compares production windows against).
 """
 
+from typing import TYPE_CHECKING
+
 from loopml.data._add import AddStats
 from loopml.data._manifest import FileEntry
 from loopml.data.datasets import (
@@ -19,17 +21,33 @@ from loopml.data.datasets import (
     set_rules,
     validate,
 )
-from loopml.data.profile import (
-    ColumnDelta,
-    Profile,
-    Schema,
-    SchemaDiff,
-    describe,
-    profile_table,
-    sketch,
-)
-from loopml.data.rules import Rules
-from loopml.data.validation import RuleFailure, ValidationReport
+
+if TYPE_CHECKING:
+    from loopml.data.profile import (
+        ColumnDelta,
+        Profile,
+        Schema,
+        SchemaDiff,
+        describe,
+        profile_table,
+        sketch,
+    )
+    from loopml.data.rules import Rules
+    from loopml.data.validation import RuleFailure, ValidationReport
+
+#: names that need numpy and pyarrow, imported on first use
+_LAZY = {
+    "ColumnDelta": "loopml.data.profile",
+    "Profile": "loopml.data.profile",
+    "Schema": "loopml.data.profile",
+    "SchemaDiff": "loopml.data.profile",
+    "describe": "loopml.data.profile",
+    "profile_table": "loopml.data.profile",
+    "sketch": "loopml.data.profile",
+    "Rules": "loopml.data.rules",
+    "RuleFailure": "loopml.data.validation",
+    "ValidationReport": "loopml.data.validation",
+}
 
 __all__ = [
     "AddStats",
@@ -55,3 +73,18 @@ __all__ = [
     "sketch",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopml.data' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loopml.config import Settings
 from loopml.data import _add
@@ -35,10 +35,6 @@ from loopml.data._tables import (
     require_pandas,
     to_arrow,
 )
-from loopml.data.profile import ColumnDelta, Profile, Schema, SchemaDiff, describe
-from loopml.data.rules import Rules
-from loopml.data.validation import ValidationReport
-from loopml.data.validation import validate as _validate_rules
 from loopml.entities import Dataset, DatasetInput, DatasetKind, DatasetVersionInfo
 from loopml.errors import DatasetNotFoundError, DataValidationError, InvalidArgumentError
 from loopml.storage.paths import join_under, local_path
@@ -46,6 +42,15 @@ from loopml.storage.protocols import TrackingStore
 from loopml.storage.refs import DatasetRef, parse_ref
 from loopml.storage.uris import open_store
 from loopml.storage.validation import validate_dataset_name
+
+if TYPE_CHECKING:
+    from loopml.data.profile import ColumnDelta, Profile, Schema, SchemaDiff
+    from loopml.data.rules import Rules
+    from loopml.data.validation import ValidationReport
+
+# Schemas, profiles and rules need numpy and pyarrow; they are imported where a table is
+# involved, so versioning a folder of files (and ``loopml data add`` on one) does not pay
+# for them.
 
 __all__ = [
     "AddStats",
@@ -109,11 +114,15 @@ class DatasetVersion:
     @cached_property
     def schema(self) -> Schema | None:
         """The inferred schema (tables only)."""
+        from loopml.data.profile import Schema
+
         return Schema.from_dict(self.info.schema) if self.info.schema else None
 
     @cached_property
     def profile(self) -> Profile | None:
         """Per-column statistics and mergeable histograms (tables only)."""
+        from loopml.data.profile import Profile
+
         return Profile.from_dict(self.info.profile) if self.info.profile else None
 
     @cached_property
@@ -269,6 +278,8 @@ def add(
     staged = _stage(store, name, source, new_rules, format, unpack, progress, previous, settings)
     schema = profile = None
     if staged.table is not None:
+        from loopml.data.profile import describe
+
         schema, profile = describe(staged.table)
     info, created = store.create_dataset_version(
         name,
@@ -291,7 +302,7 @@ def add(
     staged.stats.created = created
     schema_diff = None
     if created and previous is not None and previous.schema and schema is not None:
-        schema_diff = Schema.from_dict(previous.schema).diff(schema)
+        schema_diff = type(schema).from_dict(previous.schema).diff(schema)
     return DatasetVersion(store, info, stats=staged.stats, schema_diff=schema_diff)
 
 
@@ -366,6 +377,8 @@ def _describe_source(source: Any) -> str:
 
 
 def _load_rules(rules: Any) -> Rules:
+    from loopml.data.rules import Rules
+
     if isinstance(rules, Rules):
         return rules
     if isinstance(rules, Mapping):
@@ -388,14 +401,16 @@ def _stored_rules(store: TrackingStore, name: str) -> Rules | None:
         dataset = store.get_dataset(name)
     except DatasetNotFoundError:
         return None
-    return Rules.from_dict(dataset.rules) if dataset.rules else None
+    return _load_rules(dataset.rules) if dataset.rules else None
 
 
 def _check_rules(store: TrackingStore, name: str, table: Any, rules: Rules | None) -> None:
     rules = rules if rules is not None else _stored_rules(store, name)
     if rules is None:
         return
-    report = _validate_rules(table, rules)
+    from loopml.data.validation import validate as validate_rules
+
+    report = validate_rules(table, rules)
     if not report.passed:
         raise DataValidationError(
             f"The new version of {name!r} was refused: it breaks the dataset's rules.\n"
@@ -480,7 +495,9 @@ def validate(
         resolved = attached
     else:
         resolved = _load_rules(rules)
-    return _validate_rules(table, resolved, strict=strict, max_examples=max_examples)
+    from loopml.data.validation import validate as validate_rules
+
+    return validate_rules(table, resolved, strict=strict, max_examples=max_examples)
 
 
 def _looks_like_dataset_name(text: str) -> bool:
