@@ -145,7 +145,8 @@ def test_show(cli, seeded) -> None:
 
 def test_show_json(cli_json, seeded) -> None:
     shown = cli_json("runs", "show", seeded.alpha, "--json")
-    assert set(shown) == {"info", "data", "artifacts"}
+    assert set(shown) == {"info", "data", "inputs", "artifacts"}
+    assert shown["inputs"] == []
     assert shown["info"]["run_name"] == "alpha"
     assert "python_version" in shown["info"]["source"]
     assert shown["data"]["metrics"]["loss"] == 0.25

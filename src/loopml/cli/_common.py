@@ -6,7 +6,8 @@ This is the one place that turns exceptions into exit codes:
 code   meaning
 =====  ==========================================================================
 0      success
-1      any other loopml error, or an unexpected (internal) error
+1      data broke validation rules (DataValidationError: ``data add`` refused a version,
+       ``data validate`` found failures), any other loopml error, or an internal error
 2      bad input: InvalidArgumentError (FilterSyntaxError included), usage errors
 3      not found: NotFoundError (experiment, run, artifact)
 4      conflict: AlreadyExistsError, ConflictError (ParamConflictError, InvalidStateError)
@@ -41,6 +42,7 @@ from typer.core import TyperGroup
 from loopml.errors import (
     AlreadyExistsError,
     ConflictError,
+    DataValidationError,
     InvalidArgumentError,
     LoopmlError,
     NotFoundError,
@@ -103,6 +105,8 @@ def get_client(ctx: typer.Context) -> Client:
 
 def exit_code_for(exc: BaseException) -> int:
     """The process exit code for an exception a command raised."""
+    if isinstance(exc, DataValidationError):  # the data has problems, the call was fine
+        return EXIT_ERROR
     if isinstance(exc, InvalidArgumentError):
         return EXIT_INVALID
     if isinstance(exc, NotFoundError):

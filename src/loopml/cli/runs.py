@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-    from loopml.entities import ArtifactInfo, Experiment, Metric, Run
+    from loopml.entities import ArtifactInfo, DatasetInput, Experiment, Metric, Run
 
 app = typer.Typer(help="Search, show and compare runs.", no_args_is_help=True)
 
@@ -289,14 +289,27 @@ def _artifacts_table(artifacts: list[ArtifactInfo]) -> Table:
     return table
 
 
+def _inputs_table(inputs: list[DatasetInput]) -> Table:
+    from rich.table import Table
+
+    table = Table(title="Dataset inputs", title_justify="left")
+    table.add_column("dataset", style="bold", no_wrap=True)
+    table.add_column("context")
+    table.add_column("logged", no_wrap=True)
+    for used in inputs:
+        table.add_row(cell(used.ref), cell(used.context), cell(format_time(used.time)))
+    return table
+
+
 @app.command("show")
 def show_run(ctx: typer.Context, run_id: RunId, as_json: JsonFlag = False) -> None:
-    """Show a run: its info and source, params, latest metrics, tags and artifact files."""
+    """Show a run: info and source, params, latest metrics, tags, dataset inputs, artifacts."""
     client = get_client(ctx)
     run = client.get_run(run_id)
     artifacts = client.list_artifacts(run_id, recursive=True)
+    inputs = client.list_inputs(run_id)
     if as_json:
-        print_json({"info": run.info, "data": run.data, "artifacts": artifacts})
+        print_json({"info": run.info, "data": run.data, "inputs": inputs, "artifacts": artifacts})
         return
     experiment = client.get_experiment(run.info.experiment_id)
     data = run.data
@@ -307,6 +320,8 @@ def show_run(ctx: typer.Context, run_id: RunId, as_json: JsonFlag = False) -> No
         parts.append(_metrics_table(data.latest_metrics))
     if data.tags:
         parts.append(_key_value_table("Tags", [(k, data.tags[k]) for k in sorted(data.tags)]))
+    if inputs:
+        parts.append(_inputs_table(inputs))
     if artifacts:
         parts.append(_artifacts_table(artifacts))
     for index, part in enumerate(parts):

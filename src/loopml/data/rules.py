@@ -403,7 +403,12 @@ class Rules:
         suffix = file.suffix.lower()
         if suffix not in (".yaml", ".yml", ".json"):
             raise _error("path", f"must end in .yaml, .yml or .json, got {file.name!r}")
-        text = file.read_text(encoding="utf-8")
+        try:
+            text = file.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise _error("path", f"no such rules file: {str(file)!r}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _error("path", f"cannot read the rules file {str(file)!r}: {exc}") from None
         if suffix != ".json":
             return cls.from_yaml(text)
         try:
