@@ -130,6 +130,7 @@ def stage_files(
             to_hash.append(item)
     total = sum(item.stat.st_size for item in to_hash)
     counter = _Counter(stats, total, progress)
+    counter.advance(0)  # the total is known before the first byte is read
     refs = blobs.put_files(
         [item.source for item in to_hash], progress=counter.advance, on_stored=counter.stored
     )

@@ -164,21 +164,32 @@ def _flush_filesystem(path: str) -> None:
         os.sync()
 
 
-def _kernel_copy(source: BinaryIO, target: BinaryIO) -> None:
-    """Copy an open file into another, inside the kernel where it can (``copy_file_range``)."""
+_COPY_STEP = 64 * 1024 * 1024
+
+
+def _kernel_copy(
+    source: BinaryIO, target: BinaryIO, progress: Callable[[int], object] | None = None
+) -> None:
+    """Copy an open file into another, inside the kernel where it can (``copy_file_range``),
+    calling ``progress`` with each step's size (64 MiB at a time)."""
     src, dst = source.fileno(), target.fileno()
+    report = progress or (lambda _size: None)
     copy_range = getattr(os, "copy_file_range", None)
     if copy_range is not None:
+        copied = 0
         try:
-            while copy_range(src, dst, 1 << 30):
-                pass
+            while step := copy_range(src, dst, _COPY_STEP):
+                copied += step
+                report(step)
             return
         except OSError:
+            report(-copied)  # start again with plain reads and writes
             os.lseek(src, 0, os.SEEK_SET)
             os.lseek(dst, 0, os.SEEK_SET)
             os.ftruncate(dst, 0)
     while chunk := source.read(CHUNK_SIZE):
         target.write(chunk)
+        report(len(chunk))
 
 
 def _hash_file(path: str) -> tuple[str, int]:
@@ -407,8 +418,9 @@ class BlobStore:
         folder work, a large one is copied by the kernel and hashed through a memory map of
         the copy (so the digest is always that of the bytes stored), and the folder is
         flushed to disk once at the end instead of once per file. ``progress`` is called
-        with the size of each file once it is stored; ``on_stored`` with the reference of
-        each blob that was not stored before.
+        with the bytes read as they are read (large files in steps; the calls add up to the
+        total size); ``on_stored`` with the reference of each blob that was not stored
+        before.
         """
         if not self._local:
             refs = []
@@ -671,7 +683,7 @@ class _LocalBatch:
             self._ensure_folder(self._tmp_dir)
             tmp = self._temp_path(self._tmp_dir, "put-")
             try:
-                ref = self._stage(path, tmp)
+                ref = self._stage(path, tmp, progress)
                 final = store._object_path(ref.digest)
                 if self._stored(final, ref.size):
                     _remove_quietly(tmp)
@@ -684,21 +696,22 @@ class _LocalBatch:
             except BaseException:
                 _remove_quietly(tmp)
                 raise
-        if progress is not None:
-            progress(ref.size)
         return ref
 
-    def _stage(self, path: str, tmp: str) -> BlobRef:
-        """Copy ``path`` to ``tmp`` and hash what was copied (small files: in memory)."""
+    def _stage(self, path: str, tmp: str, progress: Callable[[int], object] | None) -> BlobRef:
+        """Copy ``path`` to ``tmp`` and hash what was copied (small files: in memory).
+        ``progress`` gets the bytes copied, in steps for a large file."""
         with _open_source(path) as source:
             size = os.fstat(source.fileno()).st_size
             if size <= SMALL_FILE_SIZE:
                 data = source.read()
                 with open(tmp, "xb") as out:
                     out.write(data)
+                if progress is not None:
+                    progress(len(data))
                 return BlobRef(DIGEST_PREFIX + blake3.blake3(data).hexdigest(), len(data))
             with open(tmp, "xb") as out:
-                _kernel_copy(source, out)
+                _kernel_copy(source, out, progress)
         digest, size = _hash_file(tmp)
         return BlobRef(digest, size)
 
