@@ -38,11 +38,14 @@ __all__ = [
     "InvalidStateError",
     "LoopmlError",
     "MissingDependencyError",
+    "ModelNotFoundError",
     "NotFoundError",
     "ParamConflictError",
     "RunNotFoundError",
+    "SignatureError",
     "StoreUnavailableError",
     "UnsafePathError",
+    "UntrustedModelError",
     "error_class_for_code",
 ]
 
@@ -109,6 +112,12 @@ class DatasetNotFoundError(NotFoundError):
     code = "DATASET_NOT_FOUND"
 
 
+class ModelNotFoundError(NotFoundError):
+    """No registered model, version or alias with that name."""
+
+    code = "MODEL_NOT_FOUND"
+
+
 class AlreadyExistsError(LoopmlError):
     code = "ALREADY_EXISTS"
     http_status = 409
@@ -140,6 +149,25 @@ class DataValidationError(InvalidArgumentError):
     def __init__(self, message: str, *, report: Any = None, **details: Any) -> None:
         super().__init__(message, **details)
         self.report = report
+
+
+class UntrustedModelError(LoopmlError):
+    """Loading this model would run code from storage (pickle); pass ``trusted=True`` only
+    for a model whose source you trust."""
+
+    code = "UNTRUSTED_MODEL"
+    http_status = 403
+
+
+class SignatureError(InvalidArgumentError):
+    """Input does not match the model's signature; ``problems`` lists each offending field."""
+
+    code = "SIGNATURE_MISMATCH"
+    http_status = 422
+
+    def __init__(self, message: str, *, problems: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, problems=problems or [])
+        self.problems = problems or []
 
 
 class IntegrityError(LoopmlError):

@@ -4,6 +4,12 @@ from loopml.entities.artifact import ArtifactInfo
 from loopml.entities.dataset import Dataset, DatasetInput, DatasetKind, DatasetVersionInfo
 from loopml.entities.experiment import Experiment, LifecycleStage
 from loopml.entities.metric import Metric, MetricRow
+from loopml.entities.model import (
+    ModelVersion,
+    ModelVersionStatus,
+    RegisteredModel,
+    RegistryEvent,
+)
 from loopml.entities.paging import PagedList
 from loopml.entities.run import Run, RunData, RunInfo, RunStatus, SourceInfo
 
@@ -17,7 +23,11 @@ __all__ = [
     "LifecycleStage",
     "Metric",
     "MetricRow",
+    "ModelVersion",
+    "ModelVersionStatus",
     "PagedList",
+    "RegisteredModel",
+    "RegistryEvent",
     "Run",
     "RunData",
     "RunInfo",

@@ -21,7 +21,11 @@ from loopml.entities import (
     LifecycleStage,
     Metric,
     MetricRow,
+    ModelVersion,
+    ModelVersionStatus,
     PagedList,
+    RegisteredModel,
+    RegistryEvent,
     Run,
     RunInfo,
     RunStatus,
@@ -33,6 +37,7 @@ __all__ = [
     "DatasetStore",
     "ExperimentStore",
     "MetricStore",
+    "RegistryStore",
     "RunStore",
     "TrackingStore",
 ]
@@ -133,6 +138,10 @@ class ArtifactStore(Protocol):
         self, run_id: str, path: str, local_file: str | os.PathLike[str]
     ) -> ArtifactInfo: ...
 
+    def record_artifacts(self, run_id: str, files: Sequence[tuple[str, str, int]]) -> None:
+        """Record ``(path, digest, size)`` entries for blobs already stored."""
+        ...
+
     def list_artifacts(
         self, run_id: str, path: str = "", *, recursive: bool = False
     ) -> list[ArtifactInfo]: ...
@@ -193,7 +202,92 @@ class DatasetStore(Protocol):
 
 
 @runtime_checkable
-class TrackingStore(ExperimentStore, RunStore, MetricStore, ArtifactStore, DatasetStore, Protocol):
+class RegistryStore(Protocol):
+    """Registered models, versions, tags, aliases and their event history."""
+
+    def create_registered_model(
+        self, name: str, description: str = "", tags: Mapping[str, Any] | None = None
+    ) -> RegisteredModel: ...
+
+    def get_registered_model(self, name: str) -> RegisteredModel: ...
+
+    def list_registered_models(self) -> list[RegisteredModel]: ...
+
+    def update_registered_model(self, name: str, *, description: str) -> RegisteredModel: ...
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None: ...
+
+    def delete_registered_model_tag(self, name: str, key: str) -> None: ...
+
+    def delete_registered_model(
+        self, name: str, *, actor: str | None = None, reason: str = ""
+    ) -> None: ...
+
+    def create_model_version(
+        self,
+        name: str,
+        *,
+        package_digest: str,
+        run_id: str | None = None,
+        source: str = "",
+        description: str = "",
+        flavor: str = "",
+        tags: Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> ModelVersion: ...
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion: ...
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]: ...
+
+    def update_model_version(
+        self, name: str, version: int, *, description: str
+    ) -> ModelVersion: ...
+
+    def set_model_version_tag(self, name: str, version: int, key: str, value: Any) -> None: ...
+
+    def delete_model_version_tag(self, name: str, version: int, key: str) -> None: ...
+
+    def set_model_version_status(
+        self,
+        name: str,
+        version: int,
+        status: ModelVersionStatus | str,
+        *,
+        force: bool = False,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> ModelVersion: ...
+
+    def delete_model_version(
+        self,
+        name: str,
+        version: int,
+        *,
+        force: bool = False,
+        actor: str | None = None,
+        reason: str = "",
+    ) -> None: ...
+
+    def set_alias(
+        self, name: str, alias: str, version: int, *, actor: str | None = None, reason: str = ""
+    ) -> int | None: ...
+
+    def delete_alias(
+        self, name: str, alias: str, *, actor: str | None = None, reason: str = ""
+    ) -> int: ...
+
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion: ...
+
+    def list_registry_events(self, name: str) -> list[RegistryEvent]: ...
+
+    def list_dataset_models(self, name: str, version: int | None = None) -> list[ModelVersion]: ...
+
+
+@runtime_checkable
+class TrackingStore(
+    ExperimentStore, RunStore, MetricStore, ArtifactStore, DatasetStore, RegistryStore, Protocol
+):
     """Everything the tracking client needs: the union of the per-resource protocols."""
 
     @property

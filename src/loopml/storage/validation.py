@@ -15,12 +15,15 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "MAX_VALUE_LENGTH",
     "metric_row",
+    "validate_alias",
     "validate_dataset_name",
     "validate_dataset_version",
     "validate_experiment_name",
     "validate_input_context",
     "validate_key",
     "validate_metric_value",
+    "validate_model_name",
+    "validate_model_version",
     "validate_run_id",
     "validate_status",
     "validate_step",
@@ -211,6 +214,48 @@ def validate_dataset_version(version: Any) -> int:
             field="version",
         )
     return version
+
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,255}")
+_VERSION_LIKE = re.compile(r"v?[0-9]+", re.IGNORECASE)
+
+
+def validate_model_name(name: Any) -> str:
+    """Registered model names appear in URIs such as ``models:/churn@champion``."""
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name):
+        raise InvalidArgumentError(
+            "The model name must be 1 to 256 characters: letters, digits, '.', '_' and '-', "
+            f"starting with a letter or digit. Got {_short(name)} instead.",
+            field="name",
+        )
+    return name
+
+
+def validate_model_version(version: Any) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**31:
+        raise InvalidArgumentError(
+            f"The model version must be a positive integer. Got {_short(version)} instead.",
+            field="version",
+        )
+    return version
+
+
+def validate_alias(alias: Any) -> str:
+    """Aliases (``champion``, ``challenger``...) must not look like a version number."""
+    if (
+        not isinstance(alias, str)
+        or not _ALIAS.fullmatch(alias)
+        or _VERSION_LIKE.fullmatch(alias)
+        or alias.lower() == "latest"
+    ):
+        raise InvalidArgumentError(
+            "The alias must be 1 to 256 characters: letters, digits, '_', '.' and '-', starting "
+            "with a letter or '_', and not a version such as 'v3' or the word 'latest'. "
+            f"Got {_short(alias)} instead.",
+            field="alias",
+        )
+    return alias
 
 
 def validate_input_context(context: Any) -> str:

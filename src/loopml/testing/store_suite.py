@@ -33,6 +33,7 @@ from loopml.errors import (
 )
 from loopml.storage.protocols import TrackingStore
 from loopml.testing.dataset_suite import DatasetStoreSuite
+from loopml.testing.registry_suite import RegistryStoreSuite
 
 __all__ = ["ODD_NAMES", "TrackingStoreSuite"]
 
@@ -62,7 +63,7 @@ def _m(key: str, value: float, step: int = 0, timestamp: int = 1000) -> Metric:
     return Metric(key, value, timestamp, step)
 
 
-class TrackingStoreSuite(DatasetStoreSuite):
+class TrackingStoreSuite(DatasetStoreSuite, RegistryStoreSuite):
     """Behaviour every :class:`~loopml.storage.protocols.TrackingStore` must have."""
 
     # -- experiments -------------------------------------------------------------------------
@@ -433,6 +434,22 @@ class TrackingStoreSuite(DatasetStoreSuite):
         store.put_artifact(run_id, "100%/f.txt", src)
         assert [a.path for a in store.list_artifacts(run_id, "a_b")] == ["a_b/f.txt"]
         assert [a.path for a in store.list_artifacts(run_id, "100%")] == ["100%/f.txt"]
+
+    def test_record_artifacts_for_stored_blobs(self, store: TrackingStore, tmp_path: Path) -> None:
+        run_id = _run(store)
+        src = tmp_path / "weights.bin"
+        src.write_bytes(b"w" * 100)
+        (ref,) = store.blobs.put_files([src])
+        store.record_artifacts(run_id, [("model/weights.bin", ref.digest, ref.size)])
+        listed = store.list_artifacts(run_id, "model")
+        assert [(a.path, a.digest, a.size) for a in listed] == [
+            ("model/weights.bin", ref.digest, 100)
+        ]
+        with pytest.raises(ArtifactNotFoundError):
+            store.record_artifacts(run_id, [("model/x", "blake3:" + "0" * 64, 1)])
+        with pytest.raises(UnsafePathError):
+            store.record_artifacts(run_id, [("../x", ref.digest, ref.size)])
+        assert len(store.list_artifacts(run_id, recursive=True)) == 1
 
     def test_corrupted_blob_is_refused(self, store: TrackingStore, tmp_path: Path) -> None:
         run_id = _run(store)

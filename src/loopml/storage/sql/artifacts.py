@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, select
 
 from loopml.entities import ArtifactInfo
 from loopml.errors import ArtifactNotFoundError, InvalidArgumentError
-from loopml.storage.blobs import BlobStore
+from loopml.storage.blobs import BlobStore, validate_digest
 from loopml.storage.paths import local_path, validate_artifact_path
 from loopml.storage.sql.base import now_ms
 from loopml.storage.sql.runs import RunsMixin
@@ -57,6 +59,47 @@ class ArtifactsMixin(RunsMixin):
 
         self._db.write(write)
         return ArtifactInfo(path=path, is_dir=False, size=ref.size, digest=ref.digest)
+
+    def record_artifacts(self, run_id: str, files: Sequence[tuple[str, str, int]]) -> None:
+        """Record ``(path, digest, size)`` artifact entries for blobs already in the blob store
+        (a model package, say, stored with :meth:`BlobStore.put_files`), in one transaction.
+
+        Raises:
+            ArtifactNotFoundError: a digest is not in the blob store (nothing is recorded).
+        """
+        run_id = validate_run_id(run_id)
+        rows: list[dict[str, Any]] = []
+        now = now_ms()
+        for path, digest, size in files:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise InvalidArgumentError(
+                    f"The size of artifact {path!r} must be a non-negative integer.", field="size"
+                )
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "path": validate_artifact_path(path),
+                    "digest": validate_digest(digest),
+                    "size": size,
+                    "created_time": now,
+                }
+            )
+        digests: set[str] = {row["digest"] for row in rows}
+        missing = sorted(digests - self._blobs.which_exist(digests))
+        if missing:
+            raise ArtifactNotFoundError(
+                f"{len(missing)} artifact blobs are not in the blob store, e.g. {missing[0]}.",
+                digest=missing[0],
+            )
+
+        def write(conn: Connection) -> None:
+            self._require_run(conn, run_id)
+            if rows:
+                self._upsert(
+                    conn, artifacts, rows, ["run_id", "path"], ["digest", "size", "created_time"]
+                )
+
+        self._db.write(write)
 
     def list_artifacts(
         self, run_id: str, path: str = "", *, recursive: bool = False

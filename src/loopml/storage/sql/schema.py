@@ -32,7 +32,12 @@ __all__ = [
     "latest_metrics",
     "metadata",
     "metrics",
+    "model_aliases",
+    "model_version_tags",
+    "model_versions",
     "params",
+    "registered_model_tags",
+    "registered_models",
     "run_tags",
     "runs",
 ]
@@ -219,5 +224,86 @@ dataset_inputs = Table(
         ondelete="CASCADE",
     ),
     Index("ix_dataset_inputs_version", "dataset_id", "version"),
+    sqlite_with_rowid=False,
+)
+
+#: the model registry: named models ...
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("model_id", _IdType, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("description", Text, nullable=False, default=""),
+    #: the highest version number ever given, so a deleted version's number is never reused
+    Column("last_version", Integer, nullable=False, default=0),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+registered_model_tags = Table(
+    "registered_model_tags",
+    metadata,
+    Column(
+        "model_id",
+        _IdType,
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(500), primary_key=True),
+    Column("value", Text, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+#: ... their immutable versions (a model package digest plus lineage) ...
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column(
+        "model_id",
+        _IdType,
+        ForeignKey("registered_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("version", Integer, primary_key=True),
+    Column("package_digest", String(80), nullable=False),
+    Column("run_id", String(32)),
+    Column("source", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("flavor", String(64), nullable=False, default=""),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Index("ix_model_versions_run", "run_id"),
+    sqlite_with_rowid=False,
+)
+
+model_version_tags = Table(
+    "model_version_tags",
+    metadata,
+    Column("model_id", _IdType, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key", String(500), primary_key=True),
+    Column("value", Text, nullable=False),
+    ForeignKeyConstraint(
+        ["model_id", "version"],
+        ["model_versions.model_id", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
+    sqlite_with_rowid=False,
+)
+
+#: ... and aliases, each pointing at one version of its model
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", _IdType, primary_key=True),
+    Column("alias", String(256), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+    ForeignKeyConstraint(
+        ["model_id", "version"],
+        ["model_versions.model_id", "model_versions.version"],
+        ondelete="CASCADE",
+    ),
     sqlite_with_rowid=False,
 )

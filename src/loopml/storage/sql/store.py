@@ -9,12 +9,15 @@ from loopml.storage.sql.engine import SqlEngine, make_engine
 from loopml.storage.sql.experiments import ExperimentsMixin
 from loopml.storage.sql.metrics import MetricsMixin
 from loopml.storage.sql.migrate import upgrade
+from loopml.storage.sql.registry import RegistryMixin
 from loopml.storage.sql.search import SearchMixin
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(ExperimentsMixin, MetricsMixin, ArtifactsMixin, SearchMixin, DatasetsMixin):
+class SqlStore(
+    ExperimentsMixin, MetricsMixin, ArtifactsMixin, SearchMixin, DatasetsMixin, RegistryMixin
+):
     """Implements every store protocol over SQLAlchemy and a :class:`BlobStore`.
 
     Opening a store brings its schema to the newest migration first (once, under a lock).
