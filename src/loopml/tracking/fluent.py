@@ -14,12 +14,13 @@ import threading
 import traceback
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
-from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
 from loopml.entities import ArtifactInfo, DatasetInput, PagedList, Run, RunInfo, RunStatus
 from loopml.errors import InvalidArgumentError, InvalidStateError
+from loopml.storage.context import active_runs, set_active_runs
+from loopml.storage.protocols import TrackingStore
 from loopml.tracking.client import Client, set_tracking_uri, shared_for_store
 from loopml.tracking.heartbeat import Heartbeat
 from loopml.tracking.source import collect_source_info
@@ -49,7 +50,7 @@ __all__ = [
 
 DEFAULT_EXPERIMENT = "Default"
 
-_stack: ContextVar[tuple[ActiveRun, ...]] = ContextVar("loopml_active_runs", default=())
+
 _heartbeats: weakref.WeakSet[Heartbeat] = weakref.WeakSet()  # for the fork hook
 _lock = threading.Lock()
 
@@ -68,6 +69,15 @@ class ActiveRun:
     @property
     def run_id(self) -> str:
         return self.info.run_id
+
+    @property
+    def store(self) -> TrackingStore:
+        """The store this run logs to."""
+        return self.client.store
+
+    def flush(self) -> None:
+        """Write this run's buffered metric points now."""
+        self.client.flush()
 
     def __enter__(self) -> ActiveRun:
         return self
@@ -109,9 +119,9 @@ def _error_text(exc_type: Any, exc: BaseException, tb: TracebackType | None) -> 
 
 
 def _pop(run: ActiveRun) -> None:
-    stack = _stack.get()
+    stack = active_runs()
     if run in stack:
-        _stack.set(tuple(r for r in stack if r is not run))
+        set_active_runs(tuple(r for r in stack if r is not run))
     with _lock:
         _open_runs.pop(run.run_id, None)
 
@@ -148,7 +158,7 @@ def start_run(
     heartbeats while it is active, so if the process dies it is marked KILLED.
     """
     client = _client(tracking_uri)
-    stack = _stack.get()
+    stack = active_runs()
     if stack and not nested and parent_run_id is None:
         raise InvalidStateError(
             f"Run {stack[-1].run_id} is already active. End it first, or pass nested=True "
@@ -189,7 +199,7 @@ def start_run(
             lambda values, step: client.log_metrics(info.run_id, values, step=step),
             client.settings.system_metrics_interval,
         ).start()
-    _stack.set((*stack, run))
+    set_active_runs((*stack, run))
     with _lock:
         _open_runs[info.run_id] = run
     _install_exit_hooks()
@@ -198,12 +208,12 @@ def start_run(
 
 def active_run() -> ActiveRun | None:
     """The run started last in this thread or task and not yet ended."""
-    stack = _stack.get()
+    stack = active_runs()
     return stack[-1] if stack else None
 
 
 def _require() -> ActiveRun:
-    stack = _stack.get()
+    stack = active_runs()
     if not stack:
         raise InvalidStateError(
             "No active run. Start one with loopml.start_run() (ideally in a with block)."
@@ -239,7 +249,7 @@ def log_metric(
     key: str, value: float, step: int | None = None, timestamp: int | None = None
 ) -> None:
     """Log one metric point to the active run (buffered; see :func:`flush`)."""
-    stack = _stack.get()
+    stack = active_runs()
     run = stack[-1] if stack else _require()
     run._log_point(key, value, step, timestamp)
 

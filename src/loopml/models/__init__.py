@@ -1,0 +1,1 @@
+"""Model packages: flavors, signatures, safe formats, loading and evaluation."""

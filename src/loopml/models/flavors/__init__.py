@@ -1,0 +1,1 @@
+"""Model flavors: one module per framework, imported only when used."""

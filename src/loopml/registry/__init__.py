@@ -1,0 +1,1 @@
+"""The model registry: registered models, versions, aliases, lineage and promotion events."""
