@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -20,10 +22,14 @@ __all__ = [
     "BENCH_DIR",
     "WORK_DIR",
     "WorkerError",
+    "cpu_model",
     "ensure_venv",
+    "git_state",
     "log",
     "median",
+    "ram_gib",
     "run_json",
+    "snapshot_loopml",
     "venv_python",
 ]
 
@@ -131,3 +137,62 @@ def ensure_venv(name: str, distribution: str, version: str) -> Path:
                 "pick another release with --mlflow-version"
             )
     return python
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``), else whatever :mod:`platform` knows."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or "unknown"
+
+
+def ram_gib() -> float | None:
+    """Total memory in GiB (Linux), else None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    return None
+
+
+def git_state() -> dict[str, Any]:
+    """The loopml commit measured, and whether src/ had uncommitted changes."""
+    root = BENCH_DIR.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or None,
+        "src_dirty": bool(git("status", "--porcelain", "--", "src")),
+    }
+
+
+def snapshot_loopml(target: Path) -> dict[str, str]:
+    """Copy src/loopml to ``target/loopml`` (bytecode compiled); the env that puts it first.
+
+    Returns ``{"PYTHONPATH": ...}`` for the processes that run loopml (its console script
+    included), so edits to the tree during a long run do not mix versions; ``{}`` when there
+    is no src/loopml to copy.
+    """
+    source = BENCH_DIR.parent / "src" / "loopml"
+    if not source.is_dir():
+        return {}
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target / "loopml", ignore=shutil.ignore_patterns("__pycache__"))
+    # Compiled now, so the first measured process does not pay for writing the bytecode.
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(target / "loopml")],
+        check=False,
+        stdout=subprocess.DEVNULL,
+    )
+    paths = [str(target), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(paths)}
