@@ -234,7 +234,7 @@ def test_show_table_schema_profile_and_lineage(cli, cli_json, store_uri, good_cs
     assert "evaluation" in shown.stdout
 
     doc = cli_json("data", "show", "customers", "--json")
-    assert set(doc) == {"info", "schema", "profile", "usages", "files"}
+    assert set(doc) == {"info", "schema", "profile", "usages", "models", "files"}
     assert doc["info"]["ref"] == "customers@v1"
     assert doc["info"]["num_rows"] == 40
     assert doc["info"]["description"] == "[bold]not markup[/bold]"

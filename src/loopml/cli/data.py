@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         SchemaDiff,
         ValidationReport,
     )
-    from loopml.entities import Dataset, DatasetInput
+    from loopml.entities import Dataset, DatasetInput, ModelVersion
 
 app = typer.Typer(
     help="Version datasets (folders, files, tables), inspect and compare versions, validate "
@@ -638,6 +638,24 @@ def _usages_table(usages: Sequence[DatasetInput]) -> Table:
     return table
 
 
+def _models_table(models: Sequence[ModelVersion]) -> Table:
+    table = _titled("Models trained on it (lineage)")
+    table.add_column("model", no_wrap=True)
+    table.add_column("version", justify="right")
+    table.add_column("aliases")
+    table.add_column("status")
+    table.add_column("run id", no_wrap=True)
+    for mv in models:
+        table.add_row(
+            cell(mv.name),
+            cell(mv.version),
+            cell(", ".join(mv.aliases) or None),
+            cell(mv.status.value),
+            cell(mv.run_id),
+        )
+    return table
+
+
 @_command("show")
 def show_version(
     ctx: typer.Context,
@@ -655,7 +673,8 @@ def show_version(
 
     For a table: its schema (types, nulls, ranges, categories) and the profile of each column
     (mean, spread, missing values, top values). Lineage lists the runs that used the version
-    (recorded by loopml.log_input). A files dataset lists its first files and their sizes.
+    (recorded by loopml.log_input) and the registered model versions those runs produced. A
+    files dataset lists its first files and their sizes.
 
     Examples:
       loopml data show customers
@@ -666,6 +685,7 @@ def show_version(
     version = data.get(ref, tracking_uri=_uri(ctx))
     schema, profile = version.schema, version.profile
     usages = version.usages()
+    models = version.models()
     files = version.files()
     if as_json:
         print_json(
@@ -674,6 +694,7 @@ def show_version(
                 "schema": schema.to_dict() if schema is not None else None,
                 "profile": profile.to_dict() if profile is not None else None,
                 "usages": usages,
+                "models": models,
                 "files": files,
             }
         )
@@ -690,6 +711,8 @@ def show_version(
         hidden += dropped
     if usages:
         parts.append(_usages_table(usages))
+    if models:
+        parts.append(_models_table(models))
     show_files = all_files or version.kind.value == "files"
     shown = files if all_files else files[:SHOWN_FILES]
     if show_files and shown:

@@ -35,7 +35,13 @@ from loopml.data._tables import (
     require_pandas,
     to_arrow,
 )
-from loopml.entities import Dataset, DatasetInput, DatasetKind, DatasetVersionInfo
+from loopml.entities import (
+    Dataset,
+    DatasetInput,
+    DatasetKind,
+    DatasetVersionInfo,
+    ModelVersion,
+)
 from loopml.errors import DatasetNotFoundError, DataValidationError, InvalidArgumentError
 from loopml.storage.paths import join_under, local_path
 from loopml.storage.protocols import TrackingStore
@@ -136,6 +142,10 @@ class DatasetVersion:
     def usages(self) -> list[DatasetInput]:
         """The runs that used this version (lineage)."""
         return self._store.list_dataset_usages(self.name, self.version)
+
+    def models(self) -> list[ModelVersion]:
+        """The registered model versions whose run used this version (lineage)."""
+        return self._store.list_dataset_models(self.name, self.version)
 
     def materialize(
         self, dest: str | os.PathLike[str], *, progress: Progress | None = None
