@@ -23,6 +23,7 @@ __all__ = [
     "WORK_DIR",
     "WorkerError",
     "cpu_model",
+    "ensure_distribution",
     "ensure_venv",
     "git_state",
     "log",
@@ -196,3 +197,18 @@ def snapshot_loopml(target: Path) -> dict[str, str]:
     )
     paths = [str(target), *filter(None, [os.environ.get("PYTHONPATH")])]
     return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
+def ensure_distribution(python: Path, distribution: str, version: str) -> None:
+    """``distribution==version`` in the interpreter ``python`` (a virtualenv's), installed with
+    pip when it is absent or another version; WorkerError when pip cannot."""
+    installed = _installed_version(python, distribution)
+    if installed == version:
+        return
+    log(f"installing {distribution}=={version} for {python} (was {installed or 'absent'})")
+    done = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", f"{distribution}=={version}"],
+        check=False,
+    )
+    if done.returncode != 0:
+        raise WorkerError(f"pip could not install {distribution}=={version} for {python}")

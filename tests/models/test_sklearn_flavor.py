@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,14 @@ from sklearn.linear_model import LinearRegression
 from tests.models.conftest import make_forest, make_pipeline, start_run
 
 from loopml import models
-from loopml.errors import InvalidArgumentError, SignatureError, UntrustedModelError
+from loopml.errors import InvalidArgumentError, SignatureError
 from loopml.models.flavors import detect_flavor, get_flavor
 from loopml.storage.uris import open_store
 
-# skops refuses sklearn.tree._tree.Tree unless trusted (crafted node indices can crash the
-# process at predict time), so forests load with trusted=True; pipelines of linear models
-# load without it.
-MODELS = [("forest", make_forest, True), ("pipeline", make_pipeline, False)]
+# skops does not trust sklearn.tree._tree.Tree (crafted node indices could crash the process
+# at predict time); loopml accepts it and checks every tree's nodes after loading instead, so
+# neither forests nor pipelines need trusted=True.
+MODELS = [("forest", make_forest, False), ("pipeline", make_pipeline, False)]
 
 
 @pytest.fixture(params=["frame", "array"])
@@ -85,11 +86,63 @@ def test_save_and_load_a_folder(
     assert models.load(str(tmp_path / "pkg"), trusted=trusted) is loaded
 
 
-def test_forest_needs_trust_because_of_tree_storage(tmp_path: Path, frame_forest: Any) -> None:
-    models.save(frame_forest, tmp_path / "pkg")
-    with pytest.raises(UntrustedModelError, match=r"sklearn\.tree\._tree\.Tree") as caught:
-        models.load(tmp_path / "pkg")
-    assert "trusted=True" in caught.value.message
+def test_tree_models_load_without_trust_and_are_checked(
+    tmp_path: Path, cancer_frame: tuple[pd.DataFrame, np.ndarray]
+) -> None:
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+
+    from loopml.models.flavors.sklearn import check_trees
+
+    x, y = cancer_frame
+    for index, cls in enumerate((GradientBoostingClassifier, HistGradientBoostingClassifier)):
+        model = cls(random_state=0).fit(x, y)
+        models.save(model, tmp_path / f"pkg{index}")
+        loaded = models.load(tmp_path / f"pkg{index}")
+        assert_array_equal(loaded.predict(x), model.predict(x))
+        assert check_trees(loaded.raw) > 0
+
+
+class _FakeTree:
+    """Looks like sklearn's Tree to the checker (same module and name), with bad nodes."""
+
+    def __init__(self, left: list[int], right: list[int], feature: list[int]) -> None:
+        self.node_count = len(left)
+        self.children_left = np.array(left)
+        self.children_right = np.array(right)
+        self.feature = np.array(feature)
+        self.value = np.zeros((len(left), 1, 2))
+        self.n_features = 3
+
+
+_FakeTree.__module__ = "sklearn.tree._tree"
+_FakeTree.__qualname__ = "Tree"
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "feature", "why"),
+    [
+        ([1, -1, -1], [2, -1, -1], [0, -2, -2], None),
+        ([7, -1, -1], [2, -1, -1], [0, -2, -2], "outside the tree"),
+        ([0, -1, -1], [2, -1, -1], [0, -2, -2], "outside the tree"),
+        ([2, -1, 1], [2, -1, -1], [0, -2, 0], "after its parent"),
+        ([1, -1, -1], [2, -1, -1], [5, -2, -2], "feature"),
+        ([1, -1, -1], [2, 0, -1], [0, -2, -2], "one child"),
+    ],
+)
+def test_inconsistent_trees_are_refused(
+    left: list[int], right: list[int], feature: list[int], why: str | None
+) -> None:
+    from loopml.errors import IntegrityError
+    from loopml.models.flavors.sklearn import check_trees
+
+    holder = types.SimpleNamespace(
+        estimators_=[types.SimpleNamespace(tree_=_FakeTree(left, right, feature))]
+    )
+    if why is None:
+        assert check_trees(holder) == 1
+        return
+    with pytest.raises(IntegrityError, match=why):
+        check_trees(holder)
 
 
 def test_registered_versions_and_aliases_load(

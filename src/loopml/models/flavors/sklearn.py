@@ -3,10 +3,17 @@
 Models are written with :func:`skops.io.dump` (``model.skops``): a zip of JSON and numpy
 arrays, not a pickle. Loading first asks skops which types in the file it does not trust;
 if there are any, loading needs ``trusted=True``. skops refuses types it does not know
-because rebuilding them can run their code, and it also lists a few scikit-learn types
-whose stored data is used without bounds checks (``sklearn.tree._tree.Tree``, the node
-storage of every tree and forest model), since a crafted file can crash the process at
-predict time. So tree-based models load only with ``trusted=True``.
+because rebuilding them can run their code, and it also lists scikit-learn's tree storage
+(``sklearn.tree._tree.Tree`` for decision trees, forests and gradient boosting, and the
+``TreePredictor`` of histogram gradient boosting) because their node arrays are used
+without bounds checks, so a crafted file could crash the process at predict time.
+
+loopml closes that gap instead of asking for trust: those two types are accepted, and after
+loading every tree in the model is checked — each internal node's children lie inside the
+tree and after the node itself (so every walk ends at a leaf), every split feature and
+categorical bitset index is in range, and the value arrays have one row per node. A model
+that fails the check is refused with an :class:`~loopml.errors.IntegrityError`. Any other
+type that skops does not trust still needs ``trusted=True``.
 
 The framework is only imported inside functions: this module is imported by the flavor
 registry without importing scikit-learn or skops.
@@ -30,7 +37,7 @@ from loopml.errors import (
 from loopml.models.flavors._base import Flavor, SavedFlavor
 from loopml.storage.paths import join_under
 
-__all__ = ["FLAVOR", "SklearnFlavor"]
+__all__ = ["CHECKED_TYPES", "FLAVOR", "SklearnFlavor", "check_trees"]
 
 _MODEL_FILE = "model.skops"
 _TRUST_ADVICE = (
@@ -84,13 +91,16 @@ class SklearnFlavor(Flavor):
         file_name = str(saved.options.get("file", _MODEL_FILE))
         path = join_under(folder, file_name)
         untrusted = _read(sio.get_untrusted_types, file_name, file=path)
-        if untrusted and not trusted:
+        unknown = [name for name in untrusted if name not in CHECKED_TYPES]
+        if unknown and not trusted:
             raise UntrustedModelError(
                 f"{file_name} holds types that skops does not trust: "
-                f"{', '.join(untrusted)}. {_TRUST_ADVICE}.",
-                types=list(untrusted),
+                f"{', '.join(unknown)}. {_TRUST_ADVICE}.",
+                types=unknown,
             )
-        return _read(sio.load, file_name, path, trusted=list(untrusted))
+        model = _read(sio.load, file_name, path, trusted=list(untrusted))
+        check_trees(model, file_name)
+        return model
 
     def predict(self, model: Any, data: Any) -> Any:
         import numpy as np
@@ -112,6 +122,106 @@ class SklearnFlavor(Flavor):
 
     def wants_dataframe(self, model: Any) -> bool:
         return hasattr(model, "feature_names_in_")
+
+
+#: scikit-learn types skops does not trust that loopml accepts because :func:`check_trees`
+#: validates them after loading
+CHECKED_TYPES = frozenset(
+    {
+        "sklearn.tree._tree.Tree",
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    }
+)
+
+
+def check_trees(model: Any, file_name: str = "model") -> int:
+    """Check the node arrays of every tree inside ``model`` (any nesting: pipelines,
+    ensembles, lists); returns how many trees were checked.
+
+    Raises:
+        IntegrityError: a tree whose nodes point outside it, backwards, or at a feature the
+            model does not have.
+    """
+    checked = 0
+    seen: set[int] = set()
+    stack: list[tuple[Any, int | None]] = [(model, None)]
+    while stack:
+        obj, n_features = stack.pop()
+        if id(obj) in seen or isinstance(obj, str | bytes | int | float | type(None)):
+            continue
+        seen.add(id(obj))
+        n_features = getattr(obj, "n_features_in_", n_features)
+        kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        if kind == "sklearn.tree._tree.Tree":
+            _check_tree(obj, file_name)
+            checked += 1
+        elif kind == "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor":
+            _check_predictor(obj, n_features, file_name)
+            checked += 1
+        elif isinstance(obj, list | tuple):
+            stack.extend((item, n_features) for item in obj)
+        elif isinstance(obj, dict):
+            stack.extend((item, n_features) for item in obj.values())
+        elif type(obj).__module__.split(".")[0] == "numpy":
+            if getattr(obj, "dtype", None) is not None and obj.dtype == object:
+                stack.extend((item, n_features) for item in obj.ravel().tolist())
+        elif hasattr(obj, "__dict__"):
+            stack.extend((item, n_features) for item in vars(obj).values())
+    return checked
+
+
+def _refuse_tree(file_name: str, why: str) -> IntegrityError:
+    return IntegrityError(
+        f"{file_name} holds a tree whose nodes are inconsistent ({why}); it was not loaded.",
+        file=file_name,
+    )
+
+
+def _check_children(left: Any, right: Any, internal: Any, count: int, file_name: str) -> None:
+    import numpy as np
+
+    index = np.arange(count)
+    for name, child in (("left", left), ("right", right)):
+        inner = child[internal]
+        if inner.size and (inner.min() <= 0 or inner.max() >= count):
+            raise _refuse_tree(file_name, f"a {name} child outside the tree")
+        if np.any(inner <= index[internal]):
+            raise _refuse_tree(file_name, f"a {name} child that does not come after its parent")
+
+
+def _check_tree(tree: Any, file_name: str) -> None:
+    count = int(tree.node_count)
+    left, right = tree.children_left, tree.children_right
+    feature = tree.feature
+    if count < 1 or len(left) != count or len(right) != count or len(feature) != count:
+        raise _refuse_tree(file_name, "arrays of the wrong length")
+    if tree.value.shape[0] != count:
+        raise _refuse_tree(file_name, "a value array of the wrong length")
+    leaf = left == -1
+    if (right[leaf] != -1).any():
+        raise _refuse_tree(file_name, "a node with one child")
+    internal = ~leaf
+    _check_children(left, right, internal, count, file_name)
+    split = feature[internal]
+    if split.size and (split.min() < 0 or split.max() >= int(tree.n_features)):
+        raise _refuse_tree(file_name, "a split on a feature the model does not have")
+
+
+def _check_predictor(predictor: Any, n_features: int | None, file_name: str) -> None:
+    nodes = predictor.nodes
+    count = len(nodes)
+    if count < 1:
+        raise _refuse_tree(file_name, "no nodes")
+    internal = nodes["is_leaf"] == 0
+    _check_children(nodes["left"], nodes["right"], internal, count, file_name)
+    split = nodes["feature_idx"][internal]
+    if split.size and (split.min() < 0 or (n_features is not None and split.max() >= n_features)):
+        raise _refuse_tree(file_name, "a split on a feature the model does not have")
+    categorical = internal & (nodes["is_categorical"] != 0)
+    bitsets = nodes["bitset_idx"][categorical]
+    size = len(predictor.raw_left_cat_bitsets)
+    if bitsets.size and (bitsets.min() < 0 or bitsets.max() >= size):
+        raise _refuse_tree(file_name, "a categorical split outside its bitset table")
 
 
 def _read(call: Any, file_name: str, *args: Any, **kwargs: Any) -> Any:
