@@ -509,3 +509,27 @@ def test_progress_bar_only_for_big_jobs_in_a_terminal(monkeypatch: pytest.Monkey
     with data_cli._ProgressBar("many files", big=True) as many:
         many(1, 2)
         assert many._progress is not None
+
+
+def test_show_lists_the_models_trained_on_a_version(cli, cli_json, store_uri: str) -> None:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    import loopml
+    from loopml import data, models, registry
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0] * 5, "y": [0, 0, 1, 1] * 5})
+    version = data.add("train", frame, tracking_uri=store_uri)
+    with loopml.start_run(experiment="e", tracking_uri=store_uri):
+        loopml.log_input(version)
+        model = LogisticRegression().fit(frame[["x"]], frame["y"])
+        info = models.log_model(model, "model")
+    registry.register(info.uri, "clf", tracking_uri=store_uri)
+    registry.set_alias("clf", "champion", 1, tracking_uri=store_uri)
+    doc = cli_json("data", "show", "train@v1", "--json")
+    assert [(m["name"], m["version"], m["aliases"]) for m in doc["models"]] == [
+        ("clf", 1, ["champion"])
+    ]
+    shown = cli("data", "show", "train@v1")
+    assert "Models trained on it" in shown.stdout
+    assert "champion" in shown.stdout
