@@ -15,11 +15,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopml.entities import Run
+from loopml import models, registry
+from loopml.entities import ModelVersion, Run
 from loopml.errors import MissingDependencyError
 from loopml.tracking import fluent
 
-__all__ = ["CANDIDATES", "STEPS", "Candidate", "quickstart_rules", "run_quickstart"]
+__all__ = [
+    "ALIAS",
+    "CANDIDATES",
+    "DATASET",
+    "MODEL",
+    "STEPS",
+    "Candidate",
+    "quickstart_rules",
+    "run_quickstart",
+]
 
 SEED = 42
 TEST_SIZE = 0.25
@@ -27,6 +37,8 @@ TREES_PER_STEP = 10
 SOURCE = "sklearn.datasets.load_breast_cancer"
 DATASET = "breast-cancer"
 TARGET = "target"
+MODEL = "breast-cancer-classifier"
+ALIAS = "champion"
 
 
 @dataclass(frozen=True)
@@ -46,14 +58,14 @@ CANDIDATES: tuple[Candidate, ...] = (
 )
 
 #: how many times :func:`run_quickstart` calls ``progress``: once to version the data, once per
-#: model
-STEPS = 1 + len(CANDIDATES)
+#: model, once to register the best one
+STEPS = 2 + len(CANDIDATES)
 
 
 @dataclass(frozen=True)
 class _Data:
     version: Any  # the loopml.data.DatasetVersion the models were trained on
-    x_train: Any
+    x_train: Any  # DataFrames: the models learn the column names (their signatures show them)
     x_test: Any
     y_train: Any
     y_test: Any
@@ -97,7 +109,7 @@ def _load_data(tracking_uri: str | None) -> _Data:
     )
     table = version.to_pandas()  # train on exactly what was versioned
     x_train, x_test, y_train, y_test = train_test_split(
-        table[features].to_numpy(),
+        table[features],
         table[TARGET].to_numpy(),
         test_size=TEST_SIZE,
         random_state=SEED,
@@ -199,11 +211,32 @@ def _train(candidate: Candidate, data: _Data) -> dict[str, float]:
         "feature_importance.json",
     )
     _log_roc_curve(data, probabilities, candidate.name)
+    models.log_model(model, "model", input_example=data.x_test.iloc[:5])
     return _scores(data, probabilities)
 
 
 def _param_values(params: Mapping[str, Any]) -> dict[str, str | float | int]:
     return {key: "None" if value is None else value for key, value in params.items()}
+
+
+def _register_best(
+    run_id: str, name: str, scores: dict[str, float], candidates: int, tracking_uri: str | None
+) -> ModelVersion:
+    """Register the best child's model and point the champion alias at it."""
+    version = registry.register(
+        f"runs:/{run_id}/model",
+        MODEL,
+        description=f"{name}, the best of the quickstart's {candidates} candidates",
+        tracking_uri=tracking_uri,
+    )
+    registry.set_alias(
+        MODEL,
+        ALIAS,
+        version.version,
+        reason=f"best test ROC AUC ({scores['roc_auc']:.4f}) of {candidates} candidates",
+        tracking_uri=tracking_uri,
+    )
+    return version
 
 
 def run_quickstart(
@@ -212,11 +245,13 @@ def run_quickstart(
     tracking_uri: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Run]:
-    """Train the :data:`CANDIDATES` and track them as nested runs of one parent run.
+    """Version the data, train the :data:`CANDIDATES` as nested runs of one parent run, log
+    each model, register the best as :data:`MODEL` and point its :data:`ALIAS` alias at it.
 
     ``progress`` is called with a short message before each of the :data:`STEPS` steps.
-    Returns the finished runs: the parent first, then one child per candidate. Needs
-    scikit-learn (``pip install 'loopml[sklearn]'``); the ROC-curve images need matplotlib.
+    Returns the finished runs: the parent first, then one child per candidate (the parent's
+    tag ``registered_model`` names the registered version). Needs scikit-learn
+    (``pip install 'loopml[sklearn]'``); the ROC-curve images need matplotlib.
     """
     _require_sklearn()
     report = progress or (lambda _message: None)
@@ -245,10 +280,18 @@ def run_quickstart(
             children.append((child.run_id, candidate.name, scores))
         best_id, best_name, best = max(children, key=lambda item: item[2]["roc_auc"])
         fluent.log_metrics({f"best_{key}": value for key, value in best.items()})
-        fluent.set_tags({"best_run_id": best_id, "best_model": best_name})
         fluent.log_dict(
             [{"run_id": rid, "name": name, **scores} for rid, name, scores in children],
             "leaderboard.json",
+        )
+        report(f"Registering {best_name} as {MODEL} and making it the {ALIAS}")
+        version = _register_best(best_id, best_name, best, len(children), tracking_uri)
+        fluent.set_tags(
+            {
+                "best_run_id": best_id,
+                "best_model": best_name,
+                "registered_model": f"models:/{MODEL}/{version.version}",
+            }
         )
     client = parent.client
     return [client.get_run(run_id) for run_id in (parent.run_id, *(c[0] for c in children))]

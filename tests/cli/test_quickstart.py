@@ -26,6 +26,8 @@ def test_quickstart_cli_end_to_end(cli, cli_json, tmp_path: Path) -> None:
     assert "loopml -t" in out
     assert "runs ls quickstart" in out
     assert "runs compare" in out
+    assert "Model registry: breast-cancer-classifier" in out
+    assert "champion" in out
 
     listing = cli_json("runs", "ls", "quickstart", "--json")
     runs = {run["info"]["run_name"]: run for run in listing["runs"]}
@@ -125,3 +127,31 @@ def test_missing_scikit_learn(cli, store_uri: str, monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: The quickstart needs the 'scikit-learn' package")
     assert "Traceback" not in result.output
+
+
+def test_quickstart_logs_models_and_registers_the_champion(store_uri: str) -> None:
+    from loopml import data, models, registry
+    from loopml.quickstart import ALIAS, MODEL
+
+    runs = run_quickstart("registry", tracking_uri=store_uri)
+    parent, children = runs[0], runs[1:]
+    champion = registry.get_version(MODEL, ALIAS, tracking_uri=store_uri)
+    assert champion.run_id == parent.data.tags["best_run_id"]
+    assert parent.data.tags["registered_model"] == f"models:/{MODEL}/{champion.version}"
+    assert champion.flavor == "sklearn"
+    # every child logged its model; the champion loads and predicts on the versioned data
+    for child in children:
+        assert models.load(f"runs:/{child.info.run_id}/model", tracking_uri=store_uri).flavor
+    table = data.get(DATASET, tracking_uri=store_uri).to_pandas()
+    loaded = models.load(f"models:/{MODEL}@{ALIAS}", tracking_uri=store_uri)
+    predictions = loaded.predict(table.drop(columns=["target"]))
+    assert predictions.shape == (len(table),)
+    assert loaded.signature is not None
+    # the alias move is in the history, with its reason; lineage reaches the dataset
+    moves = [
+        e for e in registry.history(MODEL, tracking_uri=store_uri) if e.kind == "model.alias_set"
+    ]
+    assert moves[-1].payload["version"] == champion.version
+    assert "ROC AUC" in moves[-1].payload["reason"]
+    lineage = registry.lineage(MODEL, champion.version, tracking_uri=store_uri)
+    assert [d.ref for d in lineage.datasets] == [f"{DATASET}@v1"]

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from rich.table import Table
 
-    from loopml.entities import Run
+    from loopml.entities import ModelVersion, RegisteredModel, Run
 
 SHOWN_METRICS = ("accuracy", "f1", "roc_auc")
 
@@ -86,6 +86,36 @@ def _summary(runs: list[Run]) -> Table:
     return table
 
 
+def _registry_table(model: RegisteredModel, versions: list[ModelVersion]) -> Table:
+    """The registered model after the quickstart: its versions and where each alias points."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=f"Model registry: {model.name}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("version", justify="right")
+    table.add_column("aliases", style="bold")
+    table.add_column("flavor")
+    table.add_column("trained in run", style="dim", no_wrap=True)
+    for version in versions:
+        table.add_row(
+            cell(version.version),
+            cell(", ".join(version.aliases) or None),
+            cell(version.flavor),
+            cell(version.run_id),
+        )
+    table.caption = (
+        f'Load the champion anywhere: loopml.models.load("models:/{model.name}@champion")'
+    )
+    return table
+
+
 def _next_steps(runs: list[Run], experiment: str, tracking_uri: str | None) -> list[str]:
     base = "loopml" + (f" -t {shlex.quote(tracking_uri)}" if tracking_uri else "")
     exp = shlex.quote(experiment)
@@ -96,8 +126,11 @@ def _next_steps(runs: list[Run], experiment: str, tracking_uri: str | None) -> l
     )
     ids = " ".join(r.info.run_id for r in children[:2])
     dataset = shlex.quote(parent.data.params.get("dataset", "breast-cancer"))
+    model = "breast-cancer-classifier"
     return [
         f"{base} data show {dataset}",
+        f"{base} models show {model}",
+        f"{base} models history {model}",
         f"{base} runs ls {exp}",
         f'{base} runs ls {exp} --filter "metrics.roc_auc > 0.99" --order-by "metrics.roc_auc DESC"',
         f"{base} runs compare {ids}",
@@ -121,8 +154,9 @@ def quickstart(
     Uses the breast cancer dataset bundled with scikit-learn (no download), stored as the
     dataset version breast-cancer@vN with validation rules attached; then two logistic
     regressions and two random forests, nested under one parent run, each recording the
-    dataset version it used, with params, metrics, a confusion matrix, feature importances
-    and a ROC-curve image.
+    dataset version it used, with params, metrics, a confusion matrix, feature importances,
+    a ROC-curve image and the model itself; the best one is registered as
+    breast-cancer-classifier and its champion alias is pointed at it.
     """
     from loopml.quickstart import STEPS, run_quickstart
 
@@ -133,6 +167,13 @@ def quickstart(
         print_json(runs)
         return
     print_table(_summary(runs))
+    from loopml import registry
+    from loopml.quickstart import MODEL
+
+    model = registry.get_model(MODEL, tracking_uri=tracking_uri)
+    print()
+    print_table(_registry_table(model, registry.list_versions(MODEL, tracking_uri=tracking_uri)))
+    print(f'\nLoad the champion anywhere: loopml.models.load("models:/{MODEL}@champion")')
     print("\nNext, try:")
     for command in _next_steps(runs, experiment, tracking_uri):
         print(f"  {command}")
