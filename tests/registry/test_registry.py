@@ -134,3 +134,19 @@ def test_alias_moves_from_several_processes(store_uri: str, frame: pd.DataFrame)
     assert len(moves) == 60
     assert [m.payload["previous"] for m in moves[1:]] == [m.payload["version"] for m in moves[:-1]]
     assert registry.get_model("churn").aliases == {"champion": moves[-1].payload["version"]}
+
+
+def test_version_references_and_unknown_history(store_uri: str, frame: pd.DataFrame) -> None:
+    for c in (1.0, 0.5):
+        uri, _ = _train_and_log(frame, c=c)
+        registry.register(uri, "churn")
+    registry.set_alias("churn", "champion", 1)
+    assert registry.get_version("churn", "v2").version == 2
+    assert registry.get_version("churn", "2").version == 2
+    assert registry.get_version("churn", "champion").version == 1
+    registry.archive_version("churn", 2)
+    assert registry.get_version("churn", "latest").version == 1
+    with pytest.raises(ModelNotFoundError, match="never"):
+        registry.history("never")
+    created = registry.history("churn")[0]
+    assert (created.kind, created.actor) == ("model.created", "ana")

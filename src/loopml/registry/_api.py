@@ -26,7 +26,7 @@ from loopml.entities import (
     RegisteredModel,
     RegistryEvent,
 )
-from loopml.errors import InvalidArgumentError
+from loopml.errors import InvalidArgumentError, ModelNotFoundError
 from loopml.models import resolve_package
 from loopml.storage.protocols import TrackingStore
 from loopml.storage.uris import open_store
@@ -123,12 +123,23 @@ def list_models(*, tracking_uri: Uri = None) -> list[RegisteredModel]:
 
 
 def get_version(name: str, version: int | str, *, tracking_uri: Uri = None) -> ModelVersion:
-    """A version by number (``3``) or by alias (``"champion"``)."""
+    """A version by number (``3``, ``"3"``, ``"v3"``), by alias (``"champion"``) or the
+    newest READY one (``"latest"``)."""
     store = _store(tracking_uri)
-    if isinstance(version, str) and not version.isdigit():
-        return store.get_model_version_by_alias(name, version)
-    number = int(version) if isinstance(version, str) else version
-    return store.get_model_version(name, number)
+    if isinstance(version, str):
+        text = version.strip()
+        if text == "latest":
+            ready = [
+                v for v in store.list_model_versions(name) if v.status is ModelVersionStatus.READY
+            ]
+            if not ready:
+                raise ModelNotFoundError(f"{name!r} has no READY version.", name=name)
+            return ready[0]
+        digits = text[1:] if text[:1] in ("v", "V") else text
+        if not digits.isdigit():
+            return store.get_model_version_by_alias(name, text)
+        version = int(digits)
+    return store.get_model_version(name, version)
 
 
 def list_versions(name: str, *, tracking_uri: Uri = None) -> list[ModelVersion]:
@@ -214,7 +225,10 @@ def delete_model(
 def history(name: str, *, tracking_uri: Uri = None) -> list[RegistryEvent]:
     """Every event of the model, oldest first: versions created, archived, restored,
     deleted; aliases set and removed (with the previous version, actor and reason)."""
-    return _store(tracking_uri).list_registry_events(validate_model_name(name))
+    found = _store(tracking_uri).list_registry_events(validate_model_name(name))
+    if not found:
+        raise ModelNotFoundError(f"No registered model named {name!r}, now or before.", name=name)
+    return found
 
 
 @dataclass(frozen=True)

@@ -301,7 +301,7 @@ class RegistryMixin(RunsMixin):
         def write(conn: Connection) -> ModelVersion:
             if values["run_id"] is not None:
                 self._require_run(conn, values["run_id"])
-            model = self._model_or_new(conn, name)
+            model = self._model_or_new(conn, name, clean_actor)
             version = model.last_version + 1
             now = now_ms()
             conn.execute(
@@ -332,7 +332,7 @@ class RegistryMixin(RunsMixin):
 
         return self._db.write(write)
 
-    def _model_or_new(self, conn: Connection, name: str) -> Row:
+    def _model_or_new(self, conn: Connection, name: str, actor: str | None) -> Row:
         """The model's row, locked (PostgreSQL); created first if it does not exist."""
         try:
             return self._model_row(conn, name, lock=True)
@@ -346,7 +346,7 @@ class RegistryMixin(RunsMixin):
             )
         )
         if result.rowcount:
-            self._event(conn, "model.created", _SUBJECT, name)
+            self._event(conn, "model.created", _SUBJECT, name, actor=actor)
         return self._model_row(conn, name, lock=True)
 
     def get_model_version(self, name: str, version: int) -> ModelVersion:
@@ -446,7 +446,7 @@ class RegistryMixin(RunsMixin):
         if not force:
             raise ConflictError(
                 f"Version {version} of {model.name!r} holds the aliases {sorted(held)}: move "
-                f"them first, or pass force=True to remove them while {doing} it.",
+                f"them first, or force it to remove them while {doing} it.",
                 name=model.name,
                 version=version,
                 aliases=sorted(held),
