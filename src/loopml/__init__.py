@@ -4,6 +4,7 @@ Importing this module does no I/O and no heavy imports; stores open on first use
 """
 
 from loopml._version import __version__
+from loopml.autolog import autolog
 from loopml.entities import (
     ArtifactInfo,
     DatasetInput,
@@ -53,7 +54,9 @@ __all__ = [
     "RunStatus",
     "__version__",
     "active_run",
+    "autolog",
     "end_run",
+    "evaluate",
     "flush",
     "get_tracking_uri",
     "log_artifact",
@@ -74,10 +77,17 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """``loopml.data`` is imported on first use (it brings in numpy and pyarrow)."""
-    if name == "data":
-        import importlib
+#: attributes provided on first use: subpackages that import numpy, pyarrow or SQLAlchemy,
+#: and ``evaluate`` (from ``loopml.models``), so that ``import loopml`` stays light
+_LAZY_MODULES = ("data", "models", "registry")
+_LAZY_FUNCTIONS = {"evaluate": "loopml.models"}
 
-        return importlib.import_module("loopml.data")
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"loopml.{name}")
+    if name in _LAZY_FUNCTIONS:
+        return getattr(importlib.import_module(_LAZY_FUNCTIONS[name]), name)
     raise AttributeError(f"module 'loopml' has no attribute {name!r}")

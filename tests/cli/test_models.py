@@ -18,7 +18,7 @@ from loopml.cli import models as models_cli
 from loopml.entities import RegistryEvent
 
 COMMANDS = ["ls", "show", "register", "alias", "archive", "restore", "delete", "history", "compare"]
-HAS_EVALUATE = importlib.util.find_spec("loopml.models.evaluate") is not None
+HAS_EVALUATE = importlib.util.find_spec("loopml.models.evaluation") is not None
 
 
 @dataclass(frozen=True)

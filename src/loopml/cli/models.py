@@ -1,7 +1,7 @@
 """``loopml models``: register logged models, inspect versions and lineage, move aliases,
 archive and delete versions, read the registry's history and compare two versions.
 
-Every command wraps :mod:`loopml.registry` (and :func:`loopml.models.evaluate.compare`) and
+Every command wraps :mod:`loopml.registry` (and :func:`loopml.models.compare`) and
 renders what it returns. Those modules are imported inside the commands, so ``loopml --help``
 stays fast.
 
@@ -906,7 +906,7 @@ def compare_versions(
     mv_a, mv_b = _resolve(name, version_a, uri), _resolve(name, version_b, uri)
     frame = _read_frame(data)
 
-    from loopml.models.evaluate import compare
+    from loopml.models import compare
 
     result = compare(
         mv_a.uri,

@@ -12,17 +12,22 @@ XGBoost...) nor cloudpickle: flavors are imported when a model of theirs is save
 """
 
 from loopml.models._loading import clear_cache, load
+from loopml.models.evaluation import Comparison, EvaluationResult, compare, evaluate
 from loopml.models.loaded import LoadedModel
 from loopml.models.package import ModelInfo, ModelPackage, log_model, save
 from loopml.models.signature import Signature, infer_signature
 from loopml.models.uris import resolve_package
 
 __all__ = [
+    "Comparison",
+    "EvaluationResult",
     "LoadedModel",
     "ModelInfo",
     "ModelPackage",
     "Signature",
     "clear_cache",
+    "compare",
+    "evaluate",
     "infer_signature",
     "load",
     "log_model",
