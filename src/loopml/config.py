@@ -30,6 +30,8 @@ class Settings:
 
     tracking_uri: str | None = None
     artifacts_uri: str | None = None
+    #: the bearer token sent to a loopml server (``http(s)://`` tracking URIs)
+    token: str | None = None
     #: endpoint of an S3-compatible server for ``s3://`` artifact URIs (MinIO, moto, ...)
     s3_endpoint_url: str | None = None
     #: seconds between background flushes of buffered metrics

@@ -19,7 +19,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from loopml.config import Settings
@@ -87,11 +87,12 @@ def _from_tracking(uri: str) -> StoreLocation:
     if scheme.startswith(("postgresql", "postgres")):
         return StoreLocation(uri, "")
     if scheme in ("http", "https"):
-        raise InvalidArgumentError(
-            f"The tracking URI {uri!r} points at a loopml server; the HTTP client is not part "
-            "of this release yet. Use a folder, sqlite:/// or postgresql:// URI.",
-            field="tracking_uri",
-        )
+        if not parsed.hostname:
+            raise InvalidArgumentError(
+                f"The tracking URI {uri!r} names no host; expected http(s)://host:port.",
+                field="tracking_uri",
+            )
+        return StoreLocation(uri.rstrip("/"), "")
     raise InvalidArgumentError(
         f"The tracking URI {uri!r} has an unknown scheme {scheme!r}; expected a folder path, "
         "sqlite:///…, postgresql://… or http(s)://….",
@@ -146,6 +147,8 @@ def open_store(
     if tracking_uri is None:
         tracking_uri = _tracking_uri
     location = resolve_location(tracking_uri, artifacts_uri, settings)
+    if location.db_url.startswith(("http://", "https://")):
+        location = StoreLocation(location.db_url, "")  # the server keeps the blobs
     key = (location.db_url, location.artifacts_uri)
     global _fork_hook
     with _lock:
@@ -160,6 +163,10 @@ def open_store(
 
 
 def _open(location: StoreLocation, settings: Settings) -> TrackingStore:
+    if location.db_url.startswith(("http://", "https://")):
+        from loopml.storage.rest import RestStore
+
+        return cast(TrackingStore, RestStore(location.db_url, token=settings.token))
     from loopml.storage.blobs import BlobStore
     from loopml.storage.sql import SqlStore
 

@@ -1,0 +1,219 @@
+"""The tracking server: the store interface over HTTP, under ``/api/v1``.
+
+``create_app(store)`` builds a FastAPI app around any :class:`TrackingStore` (normally the
+SQL store). Each resource has its router in :mod:`loopml.server.routes`; every route is one
+call into the store. What every route shares lives here:
+
+* **Errors**: a :class:`~loopml.errors.LoopmlError` becomes its HTTP status with the body
+  ``{"error_code", "message", "details"}`` (the remote store raises the same class again);
+  request validation errors are 400 with the field's path; anything else is a 500 whose body
+  carries an id to find the logged traceback, never the traceback or a server path.
+* **Hardening** (RELIABILITY S6, V2): the ``Host`` header must be one of the allowed hosts
+  (127.0.0.1, localhost, ::1 and those given), so a DNS-rebinding page cannot reach a local
+  server; a body-carrying request must say ``application/json`` (blob uploads
+  ``application/octet-stream``), so a cross-site form or ``text/plain`` POST is refused with
+  415; bodies over the limit get 413 before they are read. No CORS unless origins are given.
+* **Operations**: ``/health`` (the process answers), ``/ready`` (the metadata and blob stores
+  answer), ``/metrics`` (Prometheus: requests, latencies and errors per route).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.middleware.cors import CORSMiddleware
+
+from loopml._version import __version__
+from loopml.errors import LoopmlError
+from loopml.server import observability
+from loopml.storage.protocols import TrackingStore
+
+__all__ = ["ServerConfig", "create_app"]
+
+logger = logging.getLogger("loopml.server")
+
+ROUTER_MODULES = (
+    "loopml.server.routes.tracking",
+    "loopml.server.routes.artifacts",
+    "loopml.server.routes.datasets",
+    "loopml.server.routes.registry",
+    "loopml.server.routes.tokens",
+)
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_JSON = "application/json"
+_OCTETS = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How a server behaves (the ``loopml server`` options)."""
+
+    #: extra values accepted in the Host header (127.0.0.1, localhost and ::1 always are)
+    allowed_hosts: Sequence[str] = ()
+    #: origins allowed by CORS; none by default (same-origin only)
+    cors_origins: Sequence[str] = ()
+    #: the largest JSON body accepted, in bytes
+    max_json_bytes: int = 16 * 1024 * 1024
+    #: the largest upload (artifact or blob), in bytes
+    max_upload_bytes: int = 5 * 1024**3
+    #: require a bearer token on every non-public route
+    auth: bool = False
+    public_paths: frozenset[str] = field(default_factory=lambda: frozenset({"/health", "/ready"}))
+
+
+def _error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error_code": code, "message": message, "details": details or {}}
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    problems = []
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+        problems.append({"field": location, "problem": str(error.get("msg", ""))})
+    first = problems[0] if problems else {"field": "body", "problem": "invalid"}
+    message = f"Invalid request: {first['field']}: {first['problem']}"
+    if len(problems) > 1:
+        message += f" (and {len(problems) - 1} more)"
+    body = _error_body("INVALID_ARGUMENT", message, {"field": first["field"], "problems": problems})
+    return JSONResponse(body, status_code=400)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoopmlError)
+    async def loopml_error(_request: Request, exc: LoopmlError) -> JSONResponse:
+        details = {k: v for k, v in exc.details.items() if _jsonable(v)}
+        return JSONResponse(
+            _error_body(exc.code, exc.message, details), status_code=exc.http_status
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_response(exc)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        incident = uuid.uuid4().hex[:12]
+        logger.exception("internal error %s on %s %s", incident, request.method, request.url.path)
+        body = _error_body(
+            "INTERNAL_ERROR",
+            f"Internal server error (incident {incident}); the server log has the details.",
+            {"incident": incident},
+        )
+        return JSONResponse(body, status_code=500)
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | type(None) | list | dict)
+
+
+def _host_allowed(host: str, allowed: frozenset[str]) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    return name.lower() in allowed
+
+
+def _install_guards(app: FastAPI, config: ServerConfig) -> None:
+    allowed = frozenset(
+        {"127.0.0.1", "localhost", "[::1]", "::1", "testserver"}
+        | {h.lower() for h in config.allowed_hosts}
+    )
+
+    @app.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        host = request.headers.get("host", "")
+        if not _host_allowed(host, allowed):
+            return JSONResponse(
+                _error_body(
+                    "FORBIDDEN_HOST",
+                    f"Host {host!r} is not served here; start the server with --allowed-host "
+                    "to accept it.",
+                ),
+                status_code=400,
+            )
+        if request.method in _BODY_METHODS:
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            upload = (
+                request.url.path.endswith(("/content", "/upload")) or "/blobs/" in request.url.path
+            )
+            expected = _OCTETS if upload else _JSON
+            if kind != expected:
+                return JSONResponse(
+                    _error_body(
+                        "UNSUPPORTED_MEDIA_TYPE",
+                        f"This endpoint takes Content-Type {expected}, not {kind or 'none'!r}.",
+                    ),
+                    status_code=415,
+                )
+            limit = config.max_upload_bytes if upload else config.max_json_bytes
+            length = request.headers.get("content-length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                return JSONResponse(
+                    _error_body(
+                        "PAYLOAD_TOO_LARGE",
+                        f"The request body is {int(length):,} bytes; this server takes at most "
+                        f"{limit:,} here.",
+                        {"limit": limit},
+                    ),
+                    status_code=413,
+                )
+        return await call_next(request)
+
+
+def create_app(store: TrackingStore, config: ServerConfig | None = None) -> FastAPI:
+    """The server's ASGI app, serving ``store``."""
+    import importlib
+
+    config = config or ServerConfig()
+    app = FastAPI(
+        title="loopml tracking server",
+        version=__version__,
+        description="The loopml store interface over HTTP: experiments, runs, metrics, "
+        "artifacts, datasets and the model registry.",
+    )
+    app.state.store = store
+    app.state.config = config
+    _install_error_handlers(app)
+    observability.install(app)
+    _install_guards(app, config)
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    for name in ROUTER_MODULES:
+        app.include_router(importlib.import_module(name).router)
+
+    @app.get("/health", tags=["operations"])
+    def health() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/ready", tags=["operations"])
+    def ready() -> JSONResponse:
+        """The metadata store and the blob store answer."""
+        checks: dict[str, str] = {}
+        for name, probe in (
+            ("metadata", lambda: store.list_experiments()),
+            ("blobs", lambda: store.blobs.exists("blake3:" + "0" * 64)),
+        ):
+            started = time.perf_counter()
+            try:
+                probe()
+                checks[name] = f"ok ({(time.perf_counter() - started) * 1000:.1f} ms)"
+            except Exception as exc:
+                checks[name] = f"unavailable: {type(exc).__name__}"
+        ok = all(value.startswith("ok") for value in checks.values())
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    return app

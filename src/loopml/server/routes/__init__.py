@@ -1,0 +1,1 @@
+"""One router per resource; each route is one call into the store."""

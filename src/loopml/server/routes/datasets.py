@@ -1,0 +1,7 @@
+"""Routes: datasets (filled in per resource)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(prefix="/api/v1")
