@@ -16,6 +16,9 @@ that the direct store raised on the server::
     ├── ConflictError                 CONFLICT              409
     │   ├── ParamConflictError        PARAM_CONFLICT        409
     │   └── InvalidStateError         INVALID_STATE         409
+    ├── UnauthenticatedError          UNAUTHENTICATED       401
+    ├── PermissionDeniedError         PERMISSION_DENIED     403
+    ├── RateLimitedError              RATE_LIMITED          429
     ├── IntegrityError                DATA_CORRUPTED        500
     ├── StoreUnavailableError         STORE_UNAVAILABLE     503
     └── MissingDependencyError        MISSING_DEPENDENCY    500
@@ -41,9 +44,12 @@ __all__ = [
     "ModelNotFoundError",
     "NotFoundError",
     "ParamConflictError",
+    "PermissionDeniedError",
+    "RateLimitedError",
     "RunNotFoundError",
     "SignatureError",
     "StoreUnavailableError",
+    "UnauthenticatedError",
     "UnsafePathError",
     "UntrustedModelError",
     "error_class_for_code",
@@ -80,7 +86,9 @@ class FilterSyntaxError(InvalidArgumentError):
 
     def __init__(self, message: str, *, text: str, position: int) -> None:
         pointer = f"\n  {text}\n  {' ' * position}^"
-        super().__init__(f"{message} (at position {position}){pointer}", position=position)
+        super().__init__(
+            f"{message} (at position {position}){pointer}", position=position, text=text
+        )
         self.position = position
         self.text = text
 
@@ -198,6 +206,35 @@ class MissingDependencyError(LoopmlError, ImportError):
             package=package,
             extra=extra,
         )
+
+
+class UnauthenticatedError(LoopmlError):
+    """The server needs a valid bearer token: none was sent, or it is unknown or revoked."""
+
+    code = "UNAUTHENTICATED"
+    http_status = 401
+    #: sent with the HTTP response (RFC 6750: the scheme the client must use)
+    headers: ClassVar[dict[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+class PermissionDeniedError(LoopmlError):
+    """The token is valid but its role or its scopes do not allow this call."""
+
+    code = "PERMISSION_DENIED"
+    http_status = 403
+
+
+class RateLimitedError(LoopmlError):
+    """Too many failed attempts to authenticate from one address; ``retry_after`` says how
+    many seconds to wait."""
+
+    code = "RATE_LIMITED"
+    http_status = 429
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Sent with the HTTP response: when to try again."""
+        return {"Retry-After": str(self.details.get("retry_after", 60))}
 
 
 def _all_subclasses(cls: type[LoopmlError]) -> list[type[LoopmlError]]:

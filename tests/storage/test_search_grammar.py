@@ -325,7 +325,7 @@ def test_error_is_an_invalid_argument_error_with_a_pointer() -> None:
     error = filter_error("metrics.x = foo")
     assert isinstance(error, InvalidArgumentError)
     assert error.code == "INVALID_FILTER"
-    assert error.details == {"position": 12}
+    assert error.details == {"position": 12, "text": error.text}
     assert str(error).endswith("\n  metrics.x = foo\n              ^")
 
 

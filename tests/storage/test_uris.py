@@ -36,7 +36,7 @@ def test_env_then_argument(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("uri", "match"),
     [
-        ("http://127.0.0.1:5000", "server"),
+        ("http://", "names no host"),
         ("ftp://host/x", "unknown scheme"),
         ("mysql://root@127.0.0.1/db", "unknown scheme"),
     ],
@@ -86,3 +86,12 @@ def test_artifacts_on_s3(s3: S3Server, tmp_path: Path, monkeypatch: pytest.Monke
     assert (out / "data" / "big.bin").read_bytes() == src.read_bytes()
     assert (out / "cfg" / "a.json").is_file()
     assert client.store.blobs.uri.startswith("s3://loopml-artifacts/team")  # type: ignore[attr-defined]
+
+
+def test_http_uris_open_the_remote_store() -> None:
+    from loopml.storage.rest import RestStore
+    from loopml.storage.uris import open_store
+
+    store = open_store("http://127.0.0.1:5999/")
+    assert isinstance(store, RestStore)
+    assert store.uri == "http://127.0.0.1:5999"

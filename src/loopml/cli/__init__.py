@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from loopml._version import __version__
-from loopml.cli import artifacts, data, experiments, models, quickstart, runs, server
+from loopml.cli import artifacts, data, experiments, models, quickstart, runs, server, tokens
 from loopml.cli._common import LoopmlGroup, State
 
 __all__ = ["app", "main"]
@@ -30,6 +30,7 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
+app.add_typer(tokens.app, name="tokens")
 app.command("quickstart")(quickstart.quickstart)
 app.command("server")(server.server)
 

@@ -12,6 +12,7 @@ from loopml.entities.model import (
 )
 from loopml.entities.paging import PagedList
 from loopml.entities.run import Run, RunData, RunInfo, RunStatus, SourceInfo
+from loopml.entities.token import Token, TokenRole, TokenScopes
 
 __all__ = [
     "ArtifactInfo",
@@ -33,4 +34,7 @@ __all__ = [
     "RunInfo",
     "RunStatus",
     "SourceInfo",
+    "Token",
+    "TokenRole",
+    "TokenScopes",
 ]

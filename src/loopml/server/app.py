@@ -34,6 +34,7 @@ from starlette.middleware.cors import CORSMiddleware
 from loopml._version import __version__
 from loopml.errors import LoopmlError
 from loopml.server import observability
+from loopml.server.deps import public
 from loopml.storage.protocols import TrackingStore
 
 __all__ = ["ServerConfig", "create_app"]
@@ -91,7 +92,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def loopml_error(_request: Request, exc: LoopmlError) -> JSONResponse:
         details = {k: v for k, v in exc.details.items() if _jsonable(v)}
         return JSONResponse(
-            _error_body(exc.code, exc.message, details), status_code=exc.http_status
+            _error_body(exc.code, exc.message, details),
+            status_code=exc.http_status,
+            headers=getattr(exc, "headers", None),  # WWW-Authenticate (401), Retry-After (429)
         )
 
     @app.exception_handler(RequestValidationError)
@@ -143,7 +146,7 @@ def _install_guards(app: FastAPI, config: ServerConfig) -> None:
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
             upload = (
                 request.url.path.endswith(("/content", "/upload")) or "/blobs/" in request.url.path
-            )
+            ) and not request.url.path.endswith("/blobs/which-exist")  # a JSON query
             expected = _OCTETS if upload else _JSON
             if kind != expected:
                 return JSONResponse(
@@ -194,12 +197,12 @@ def create_app(store: TrackingStore, config: ServerConfig | None = None) -> Fast
     for name in ROUTER_MODULES:
         app.include_router(importlib.import_module(name).router)
 
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], dependencies=[public()])
     def health() -> dict[str, str]:
         """The process answers."""
         return {"status": "ok", "version": __version__}
 
-    @app.get("/ready", tags=["operations"])
+    @app.get("/ready", tags=["operations"], dependencies=[public()])
     def ready() -> JSONResponse:
         """The metadata store and the blob store answer."""
         checks: dict[str, str] = {}

@@ -1,16 +1,320 @@
-"""Bearer-token authorization (filled in with the tokens: roles, scopes, hashing)."""
+"""Bearer-token authorization: who is calling, with which role, limited to what.
+
+Every route's policy dependency (:func:`loopml.server.deps.allow`) calls :func:`authorize`
+before the handler runs and before the body is validated (FastAPI solves a route's
+``dependencies=`` first; only a body that is not JSON at all is refused with 400 before them,
+having been read but never used).
+
+* **Origin** (RELIABILITY S6), with auth on or off: a request that carries an ``Origin``
+  header (only browsers send one) must come from the server's own origin or one of the CORS
+  origins given, else 403. A page on another site cannot make a browser call the server.
+* **Auth off** (the default on 127.0.0.1): everything else is allowed; the actor is ``None``.
+* **Auth on**: ``Authorization: Bearer <token>`` is required. None or a malformed header is
+  401 (``UNAUTHENTICATED``, with ``WWW-Authenticate: Bearer``), so is an unknown or revoked
+  token; a role below the route's is 403 (``PERMISSION_DENIED``); so is a token whose scopes
+  leave out the experiment, run or model the route names in its path (see below). The
+  token's name becomes ``request.state.actor``, recorded as who did what.
+* **Failed attempts** (a credential sent that is malformed, unknown or revoked) are counted
+  per client address: after :data:`MAX_FAILURES` within :data:`WINDOW_SECONDS`, that address
+  gets 429 with ``Retry-After`` on every call until the oldest failure leaves the window
+  (RELIABILITY S10). Behind a reverse proxy every client shares the proxy's address; the
+  ``X-Forwarded-For`` header is not trusted (any client could set it).
+
+Scopes: a token may be limited to experiments (by name) and registered models. The routes
+whose path names a resource are checked here, by convention on the path: a path parameter
+``experiment_id`` (the experiment), ``run_id`` (the run's experiment), and ``name`` in a path
+under ``models/{name}`` (the model). A route that names its resource in the body or the
+query (creating a run in an experiment, creating a model, searching runs) must call
+:func:`require_scope` itself, and a route that lists resources should leave out what
+:func:`scopes_of` excludes.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import Request
 
+from loopml.entities import Token, TokenScopes
+from loopml.errors import (
+    LoopmlError,
+    PermissionDeniedError,
+    RateLimitedError,
+    StoreUnavailableError,
+    UnauthenticatedError,
+)
 from loopml.server.deps import Role
+from loopml.storage.protocols import TokenStore
 
-__all__ = ["authorize"]
+__all__ = [
+    "MAX_FAILURES",
+    "WINDOW_SECONDS",
+    "FailedAuthLimiter",
+    "authorize",
+    "limiter_of",
+    "require_scope",
+    "scopes_of",
+    "token_of",
+]
+
+#: failed authentications one client address may make within the window ...
+MAX_FAILURES = 10
+#: ... of this many seconds, before it gets 429
+WINDOW_SECONDS = 60.0
+#: a route under this (after any prefix) names a registered model in its ``name`` parameter
+_MODEL_ROUTE = re.compile(r"(^|/)models/\{name\}(/|$)")
+_LIMITER_LOCK = threading.Lock()
+
+
+class FailedAuthLimiter:
+    """Failed authentications per client address in a sliding window (thread-safe).
+
+    Memory is bounded: at most ``max_clients`` addresses are tracked; when more fail at once,
+    those whose failures are oldest are forgotten first.
+    """
+
+    def __init__(
+        self,
+        max_failures: int = MAX_FAILURES,
+        window: float = WINDOW_SECONDS,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_clients: int = 10_000,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self._clock = clock
+        self._max_clients = max_clients
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, client: str, now: float) -> deque[float] | None:
+        times = self._failures.get(client)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[client]
+            return None
+        return times
+
+    def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or ``None`` if it is not blocked."""
+        with self._lock:
+            now = self._clock()
+            times = self._recent(client, now)
+            if times is None or len(times) < self.max_failures:
+                return None
+            return max(1, math.ceil(times[0] + self.window - now))
+
+    def failed(self, client: str) -> None:
+        """Count one failed authentication from ``client``."""
+        with self._lock:
+            now = self._clock()
+            times = self._recent(client, now)
+            if times is None:
+                if len(self._failures) >= self._max_clients:
+                    self._forget_oldest(now)
+                times = self._failures[client] = deque()
+            times.append(now)
+            while len(times) > self.max_failures:
+                times.popleft()
+
+    def _forget_oldest(self, now: float) -> None:
+        for client in list(self._failures):
+            self._recent(client, now)
+        excess = len(self._failures) - self._max_clients + 1
+        if excess > 0:
+            oldest = sorted(self._failures, key=lambda c: self._failures[c][-1])[:excess]
+            for client in oldest:
+                del self._failures[client]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
+
+def limiter_of(request: Request) -> FailedAuthLimiter:
+    """The app's limiter of failed authentications (created on first use)."""
+    state = request.app.state
+    limiter: FailedAuthLimiter | None = getattr(state, "auth_limiter", None)
+    if limiter is None:
+        with _LIMITER_LOCK:
+            limiter = getattr(state, "auth_limiter", None)
+            if limiter is None:
+                limiter = state.auth_limiter = FailedAuthLimiter()
+    return limiter
+
+
+def token_of(request: Request) -> Token | None:
+    """The token that authenticated this request (``None`` with auth off)."""
+    return getattr(request.state, "token", None)
+
+
+def scopes_of(request: Request) -> TokenScopes | None:
+    """What the caller is limited to, or ``None`` for no limit (auth off, or a token without
+    scopes). An empty tuple of one kind means no limit on that kind."""
+    token = token_of(request)
+    if token is None or token.scopes.unlimited:
+        return None
+    return token.scopes
+
+
+# -- the policy check ---------------------------------------------------------------------------
 
 
 def authorize(request: Request, role: Role) -> None:
-    """Allow the request or raise; with auth off everything is allowed."""
-    if not request.app.state.config.auth:
+    """Allow the request or raise; with auth off only the Origin check applies."""
+    config = request.app.state.config
+    _check_origin(request, tuple(config.cors_origins))
+    if not config.auth:
         return
-    raise NotImplementedError("token authorization arrives with the tokens")
+    client = request.client.host if request.client is not None else "unknown"
+    limiter = limiter_of(request)
+    wait = limiter.retry_after(client)
+    if wait is not None:
+        raise RateLimitedError(
+            f"Too many failed authentications from this address; try again in {wait} s.",
+            retry_after=wait,
+        )
+    token = _authenticate(request, client, limiter)
+    request.state.token = token
+    request.state.actor = token.name
+    _check_role(request, token, role)
+    _check_path_scopes(request)
+
+
+def _check_origin(request: Request, cors_origins: tuple[str, ...]) -> None:
+    origin = request.headers.get("origin")
+    if origin is None or origin in cors_origins:
+        return
+    host = request.headers.get("host", "")
+    if origin.lower() in (f"http://{host}".lower(), f"https://{host}".lower()):
+        return
+    raise PermissionDeniedError(
+        f"Requests from the origin {origin!r} are not accepted here; start the server with "
+        "--cors-origin to allow a web app on another origin.",
+        origin=origin,
+    )
+
+
+def _authenticate(request: Request, client: str, limiter: FailedAuthLimiter) -> Token:
+    header = request.headers.get("authorization")
+    if header is None:
+        raise UnauthenticatedError(
+            "This server requires a token: send 'Authorization: Bearer <token>' "
+            "(loopml clients read it from LOOPML_TOKEN)."
+        )
+    scheme, _, secret = header.strip().partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret or " " in secret:
+        limiter.failed(client)
+        raise UnauthenticatedError(
+            "The Authorization header must be 'Bearer <token>'.", reason="malformed"
+        )
+    token = _token_store(request).verify_token(secret)
+    if token is None:
+        limiter.failed(client)
+        raise UnauthenticatedError("The token is not valid: it is unknown or was revoked.")
+    return token
+
+
+def _token_store(request: Request) -> TokenStore:
+    store = request.app.state.store
+    if not isinstance(store, TokenStore):
+        raise StoreUnavailableError(
+            f"Authentication needs a store that keeps tokens (a SQL store); this server "
+            f"serves a {type(store).__name__}."
+        )
+    return store
+
+
+def _check_role(request: Request, token: Token, role: Role) -> None:
+    held = Role[token.role.name]
+    if held >= role:
+        return
+    route = request.scope.get("route")
+    what = f"{request.method} {getattr(route, 'path', request.url.path)}"
+    raise PermissionDeniedError(
+        f"This token's role {held.name.lower()!r} cannot call {what}; it needs "
+        f"{role.name.lower()!r}.",
+        role=held.name.lower(),
+        required=role.name.lower(),
+    )
+
+
+def _check_path_scopes(request: Request) -> None:
+    """Scopes of the resource the route's path names (see the module docs)."""
+    if scopes_of(request) is None:
+        return
+    params = request.path_params
+    route_path = getattr(request.scope.get("route"), "path", "")
+    require_scope(
+        request,
+        experiment_id=params.get("experiment_id"),
+        run_id=params.get("run_id"),
+        model=params.get("name") if _MODEL_ROUTE.search(route_path) else None,
+    )
+
+
+# -- scopes --------------------------------------------------------------------------------------
+
+
+def require_scope(
+    request: Request,
+    *,
+    experiment_id: str | None = None,
+    experiment_name: str | None = None,
+    run_id: str | None = None,
+    model: str | None = None,
+) -> None:
+    """Raise PermissionDeniedError (403) unless the caller's token may use these resources.
+
+    Give what the call touches: an experiment by id or by name, a run (its experiment is
+    checked), a registered model by name. With auth off, or for a token without scopes, this
+    does nothing. An experiment or run that does not exist is refused to a scoped token (it
+    cannot be in its scope, and the answer must not reveal whether it exists).
+    """
+    scopes = scopes_of(request)
+    if scopes is None:
+        return
+    if scopes.experiments:
+        store = request.app.state.store
+        for name in _experiment_names(store, experiment_id, experiment_name, run_id):
+            if name not in scopes.experiments:
+                raise _out_of_scope("experiment", name, scopes.experiments)
+    if scopes.models and model is not None and model not in scopes.models:
+        raise _out_of_scope("model", model, scopes.models)
+
+
+def _experiment_names(
+    store: Any, experiment_id: str | None, experiment_name: str | None, run_id: str | None
+) -> list[str | None]:
+    """The names of the experiments given (``None`` for one that cannot be found)."""
+    names: list[str | None] = []
+    if experiment_name is not None:
+        names.append(experiment_name)
+    try:
+        if experiment_id is not None:
+            names.append(store.get_experiment(str(experiment_id)).name)
+        if run_id is not None:
+            run = store.get_run(str(run_id))
+            names.append(store.get_experiment(run.info.experiment_id).name)
+    except LoopmlError:
+        names.append(None)
+    return names
+
+
+def _out_of_scope(kind: str, name: str | None, allowed: tuple[str, ...]) -> PermissionDeniedError:
+    shown = ", ".join(repr(a) for a in allowed)
+    what = f"the {kind} {name!r}" if name is not None else f"this {kind}"
+    return PermissionDeniedError(
+        f"This token is limited to the {kind}s {shown}; it cannot use {what}.", scope=kind
+    )

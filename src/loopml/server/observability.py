@@ -24,6 +24,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from loopml.server.deps import Role, allow
+
 __all__ = ["install"]
 
 access_log = logging.getLogger("loopml.server.access")
@@ -83,6 +85,8 @@ def install(app: FastAPI) -> None:
             )
         return response
 
-    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    @app.get(
+        "/metrics", tags=["operations"], include_in_schema=False, dependencies=[allow(Role.READER)]
+    )
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

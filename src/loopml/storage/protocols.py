@@ -30,6 +30,9 @@ from loopml.entities import (
     RunInfo,
     RunStatus,
     SourceInfo,
+    Token,
+    TokenRole,
+    TokenScopes,
 )
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "MetricStore",
     "RegistryStore",
     "RunStore",
+    "TokenStore",
     "TrackingStore",
 ]
 
@@ -294,3 +298,30 @@ class TrackingStore(
     def uri(self) -> str: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class TokenStore(Protocol):
+    """The tracking server's bearer tokens. Only the direct (SQL) store has them: the server
+    checks tokens against its own database, and a remote client manages them through the
+    server's ``/api/v1/tokens`` routes, never as part of :class:`TrackingStore`."""
+
+    def create_token(
+        self,
+        name: str,
+        role: TokenRole | str,
+        *,
+        scopes: TokenScopes | Mapping[str, Any] | None = None,
+        actor: str | None = None,
+    ) -> tuple[Token, str]:
+        """The new token and its secret, which is returned only here (the store keeps a
+        hash of it)."""
+        ...
+
+    def list_tokens(self, *, include_revoked: bool = False) -> list[Token]: ...
+
+    def revoke_token(self, name: str, *, actor: str | None = None) -> Token: ...
+
+    def verify_token(self, secret: str) -> Token | None:
+        """The active token with this secret, else ``None`` (unknown or revoked)."""
+        ...

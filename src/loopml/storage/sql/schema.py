@@ -40,6 +40,7 @@ __all__ = [
     "registered_models",
     "run_tags",
     "runs",
+    "tokens",
 ]
 
 metadata = MetaData()
@@ -306,4 +307,28 @@ model_aliases = Table(
         ondelete="CASCADE",
     ),
     sqlite_with_rowid=False,
+)
+
+#: bearer tokens of the tracking server: only a SHA-256 hash of each secret is kept; ``scopes``
+#: is the JSON of the experiment and model names a token is limited to (``{}``: no limit); a
+#: name is unique among tokens that are not revoked (a partial unique index)
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_id", _IdType, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("scopes", Text, nullable=False, default="{}"),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_used_time", BigInteger),
+    Column("revoked_time", BigInteger),
+)
+
+Index(
+    "ux_tokens_active_name",
+    tokens.c.name,
+    unique=True,
+    sqlite_where=tokens.c.revoked_time.is_(None),
+    postgresql_where=tokens.c.revoked_time.is_(None),
 )

@@ -11,12 +11,19 @@ from loopml.storage.sql.metrics import MetricsMixin
 from loopml.storage.sql.migrate import upgrade
 from loopml.storage.sql.registry import RegistryMixin
 from loopml.storage.sql.search import SearchMixin
+from loopml.storage.sql.tokens import TokensMixin
 
 __all__ = ["SqlStore"]
 
 
 class SqlStore(
-    ExperimentsMixin, MetricsMixin, ArtifactsMixin, SearchMixin, DatasetsMixin, RegistryMixin
+    ExperimentsMixin,
+    MetricsMixin,
+    ArtifactsMixin,
+    SearchMixin,
+    DatasetsMixin,
+    RegistryMixin,
+    TokensMixin,
 ):
     """Implements every store protocol over SQLAlchemy and a :class:`BlobStore`.
 
