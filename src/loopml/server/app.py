@@ -22,14 +22,17 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopml._version import __version__
 from loopml.errors import LoopmlError
@@ -51,6 +54,8 @@ ROUTER_MODULES = (
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _JSON = "application/json"
 _OCTETS = "application/octet-stream"
+#: error codes of the framework's own errors (no route, wrong method, an unreadable body)
+_HTTP_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,10 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     problems = []
     for error in exc.errors():
         location = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-        problems.append({"field": location, "problem": str(error.get("msg", ""))})
+        problem = str(error.get("msg", ""))
+        if error.get("type") == "json_invalid":  # loc is ("body", the character's offset)
+            location, problem = "", f"{problem} at character {location}"
+        problems.append({"field": location or "body", "problem": problem})
     first = problems[0] if problems else {"field": "body", "problem": "invalid"}
     message = f"Invalid request: {first['field']}: {first['problem']}"
     if len(problems) > 1:
@@ -96,6 +104,31 @@ def _install_error_handlers(app: FastAPI) -> None:
             status_code=exc.http_status,
             headers=getattr(exc, "headers", None),  # WWW-Authenticate (401), Retry-After (429)
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        message, details = str(exc.detail), dict[str, Any]()
+        if isinstance(exc, _BodyTooLarge):
+            code, details = "PAYLOAD_TOO_LARGE", {"limit": exc.limit}
+        elif exc.status_code == 400:  # FastAPI's only 400: a body json.loads could not decode
+            message = "The request body is not readable JSON (not UTF-8, or nested too deep)."
+            details = {"field": "body"}
+        return JSONResponse(
+            _error_body(code, message, details),
+            status_code=exc.status_code,
+            headers=exc.headers,  # Allow (405)
+        )
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def lone_surrogate(_request: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        # JSON may escape half a surrogate pair ("\\ud800"): json.loads gives a str that no
+        # database can encode, so the store's write fails (and is rolled back)
+        message = (
+            "The request holds a string that is not valid Unicode (a lone surrogate escape "
+            "such as \\ud800); nothing was stored."
+        )
+        return JSONResponse(_error_body("INVALID_ARGUMENT", message), status_code=400)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -117,23 +150,74 @@ def _jsonable(value: Any) -> bool:
     return isinstance(value, str | int | float | bool | type(None) | list | dict)
 
 
+def _is_upload(path: str) -> bool:
+    if path.endswith("/blobs/which-exist"):  # a JSON query
+        return False
+    return path.endswith(("/content", "/upload")) or "/blobs/" in path
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    """A JSON body found over the limit while it is read (sent without a Content-Length, or
+    with a false one); FastAPI passes an HTTPException raised by the body's reader on."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is over {limit:,} bytes, the most taken here.")
+        self.limit = limit
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    """``receive`` raising :class:`_BodyTooLarge` once the body is past ``limit`` bytes."""
+    received = 0
+
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLarge(limit)
+        return message
+
+    return counted
+
+
 def _host_allowed(host: str, allowed: frozenset[str]) -> bool:
     name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
     return name.lower() in allowed
 
 
-def _install_guards(app: FastAPI, config: ServerConfig) -> None:
-    allowed = frozenset(
-        {"127.0.0.1", "localhost", "[::1]", "::1", "testserver"}
-        | {h.lower() for h in config.allowed_hosts}
-    )
+class Guard:
+    """Refuse what no route should see, before routing (a pure ASGI middleware: no task or
+    stream per request, and responses pass through untouched).
 
-    @app.middleware("http")
-    async def guard(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        host = request.headers.get("host", "")
-        if not _host_allowed(host, allowed):
+    A foreign ``Host`` is 400 ``FORBIDDEN_HOST``; a POST, PUT or PATCH whose Content-Type is
+    not the one its endpoint takes is 415; one whose Content-Length is over the limit is 413,
+    and a JSON body is counted as it is read (413 once past the limit, Content-Length or not).
+    """
+
+    def __init__(self, app: ASGIApp, *, config: ServerConfig) -> None:
+        self.app = app
+        self._allowed = frozenset(
+            {"127.0.0.1", "localhost", "[::1]", "::1", "testserver"}
+            | {h.lower() for h in config.allowed_hosts}
+        )
+        self._max_json = config.max_json_bytes
+        self._max_upload = config.max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+            if scope["method"] in _BODY_METHODS and not _is_upload(scope["path"]):
+                receive = _counted(receive, self._max_json)  # uploads count their own bytes
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> JSONResponse | None:
+        headers = Headers(scope=scope)
+        host = headers.get("host", "")
+        if not _host_allowed(host, self._allowed):
             return JSONResponse(
                 _error_body(
                     "FORBIDDEN_HOST",
@@ -142,33 +226,33 @@ def _install_guards(app: FastAPI, config: ServerConfig) -> None:
                 ),
                 status_code=400,
             )
-        if request.method in _BODY_METHODS:
-            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-            upload = (
-                request.url.path.endswith(("/content", "/upload")) or "/blobs/" in request.url.path
-            ) and not request.url.path.endswith("/blobs/which-exist")  # a JSON query
-            expected = _OCTETS if upload else _JSON
-            if kind != expected:
-                return JSONResponse(
-                    _error_body(
-                        "UNSUPPORTED_MEDIA_TYPE",
-                        f"This endpoint takes Content-Type {expected}, not {kind or 'none'!r}.",
-                    ),
-                    status_code=415,
-                )
-            limit = config.max_upload_bytes if upload else config.max_json_bytes
-            length = request.headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > limit:
-                return JSONResponse(
-                    _error_body(
-                        "PAYLOAD_TOO_LARGE",
-                        f"The request body is {int(length):,} bytes; this server takes at most "
-                        f"{limit:,} here.",
-                        {"limit": limit},
-                    ),
-                    status_code=413,
-                )
-        return await call_next(request)
+        if scope["method"] not in _BODY_METHODS:
+            return None
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        path: str = scope["path"]
+        upload = _is_upload(path)
+        expected = _OCTETS if upload else _JSON
+        if kind != expected:
+            return JSONResponse(
+                _error_body(
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    f"This endpoint takes Content-Type {expected}, not {kind or 'none'!r}.",
+                ),
+                status_code=415,
+            )
+        limit = self._max_upload if upload else self._max_json
+        length = headers.get("content-length")
+        if length is not None and length.isascii() and length.isdigit() and int(length) > limit:
+            return JSONResponse(
+                _error_body(
+                    "PAYLOAD_TOO_LARGE",
+                    f"The request body is {int(length):,} bytes; this server takes at most "
+                    f"{limit:,} here.",
+                    {"limit": limit},
+                ),
+                status_code=413,
+            )
+        return None
 
 
 def create_app(store: TrackingStore, config: ServerConfig | None = None) -> FastAPI:
@@ -186,7 +270,7 @@ def create_app(store: TrackingStore, config: ServerConfig | None = None) -> Fast
     app.state.config = config
     _install_error_handlers(app)
     observability.install(app)
-    _install_guards(app, config)
+    app.add_middleware(Guard, config=config)  # outside the metrics: refusals not counted
     if config.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -198,8 +282,8 @@ def create_app(store: TrackingStore, config: ServerConfig | None = None) -> Fast
         app.include_router(importlib.import_module(name).router)
 
     @app.get("/health", tags=["operations"], dependencies=[public()])
-    def health() -> dict[str, str]:
-        """The process answers."""
+    async def health() -> dict[str, str]:
+        """The process answers (a coroutine: no I/O, so no hop to the thread pool)."""
         return {"status": "ok", "version": __version__}
 
     @app.get("/ready", tags=["operations"], dependencies=[public()])

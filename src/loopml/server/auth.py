@@ -26,7 +26,11 @@ whose path names a resource are checked here, by convention on the path: a path 
 under ``models/{name}`` (the model). A route that names its resource in the body or the
 query (creating a run in an experiment, creating a model, searching runs) must call
 :func:`require_scope` itself, and a route that lists resources should leave out what
-:func:`scopes_of` excludes.
+:func:`scopes_of` excludes (:func:`runs_in_scope` for lists of runs). A route that acts on
+every experiment at once (reaping stale runs) calls :func:`require_every_experiment`.
+Blobs are content-addressed and shared by every experiment: any reader may fetch a blob whose
+digest it knows; digests are only revealed through the scoped routes (artifact listings, model
+versions, dataset versions).
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import Request
@@ -58,7 +62,9 @@ __all__ = [
     "FailedAuthLimiter",
     "authorize",
     "limiter_of",
+    "require_every_experiment",
     "require_scope",
+    "runs_in_scope",
     "scopes_of",
     "token_of",
 ]
@@ -274,42 +280,84 @@ def require_scope(
     experiment_name: str | None = None,
     run_id: str | None = None,
     model: str | None = None,
+    experiment_ids: Iterable[str] = (),
+    run_ids: Iterable[str] = (),
 ) -> None:
     """Raise PermissionDeniedError (403) unless the caller's token may use these resources.
 
-    Give what the call touches: an experiment by id or by name, a run (its experiment is
+    Give what the call touches: experiments by id or by name, runs (their experiments are
     checked), a registered model by name. With auth off, or for a token without scopes, this
     does nothing. An experiment or run that does not exist is refused to a scoped token (it
-    cannot be in its scope, and the answer must not reveal whether it exists).
+    cannot be in its scope, and the answer must not reveal whether it exists). Each distinct
+    id is looked up once.
     """
     scopes = scopes_of(request)
     if scopes is None:
         return
     if scopes.experiments:
-        store = request.app.state.store
-        for name in _experiment_names(store, experiment_id, experiment_name, run_id):
+        names = _ExperimentNames(request.app.state.store)
+        if experiment_name is not None and experiment_name not in scopes.experiments:
+            raise _out_of_scope("experiment", experiment_name, scopes.experiments)
+        ids = _distinct(experiment_id, experiment_ids)
+        runs = _distinct(run_id, run_ids)
+        for name in [names.of_experiment(i) for i in ids] + [names.of_run(r) for r in runs]:
             if name not in scopes.experiments:
                 raise _out_of_scope("experiment", name, scopes.experiments)
     if scopes.models and model is not None and model not in scopes.models:
         raise _out_of_scope("model", model, scopes.models)
 
 
-def _experiment_names(
-    store: Any, experiment_id: str | None, experiment_name: str | None, run_id: str | None
-) -> list[str | None]:
-    """The names of the experiments given (``None`` for one that cannot be found)."""
-    names: list[str | None] = []
-    if experiment_name is not None:
-        names.append(experiment_name)
-    try:
-        if experiment_id is not None:
-            names.append(store.get_experiment(str(experiment_id)).name)
-        if run_id is not None:
-            run = store.get_run(str(run_id))
-            names.append(store.get_experiment(run.info.experiment_id).name)
-    except LoopmlError:
-        names.append(None)
-    return names
+def runs_in_scope(request: Request, run_ids: Iterable[str]) -> set[str] | None:
+    """The runs among ``run_ids`` whose experiment the caller's token may use, or ``None``
+    when every run is (auth off, or no experiment scope): for filtering listings."""
+    scopes = scopes_of(request)
+    if scopes is None or not scopes.experiments:
+        return None
+    names = _ExperimentNames(request.app.state.store)
+    return {run for run in set(run_ids) if names.of_run(run) in scopes.experiments}
+
+
+def require_every_experiment(request: Request, action: str) -> None:
+    """Refuse (403) a token limited to some experiments: ``action`` touches them all."""
+    scopes = scopes_of(request)
+    if scopes is None or not scopes.experiments:
+        return
+    shown = ", ".join(repr(a) for a in scopes.experiments)
+    raise PermissionDeniedError(
+        f"This token is limited to the experiments {shown}; it cannot {action}, which acts on "
+        "every experiment. Use a token without an experiment scope.",
+        scope="experiment",
+    )
+
+
+def _distinct(one: str | None, many: Iterable[str]) -> list[str]:
+    found = [] if one is None else [one]
+    found.extend(many)
+    return list(dict.fromkeys(str(item) for item in found))
+
+
+class _ExperimentNames:
+    """Experiment names by experiment id and by run id (``None``: not found), each looked
+    up once."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self._by_id: dict[str, str | None] = {}
+
+    def of_experiment(self, experiment_id: str) -> str | None:
+        if experiment_id not in self._by_id:
+            try:
+                self._by_id[experiment_id] = self._store.get_experiment(experiment_id).name
+            except LoopmlError:
+                self._by_id[experiment_id] = None
+        return self._by_id[experiment_id]
+
+    def of_run(self, run_id: str) -> str | None:
+        try:
+            experiment_id = self._store.get_run(run_id).info.experiment_id
+        except LoopmlError:
+            return None
+        return self.of_experiment(experiment_id)
 
 
 def _out_of_scope(kind: str, name: str | None, allowed: tuple[str, ...]) -> PermissionDeniedError:

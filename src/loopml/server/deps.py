@@ -13,6 +13,7 @@ from enum import IntEnum
 from typing import Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from loopml.storage.protocols import TrackingStore
 
@@ -39,17 +40,24 @@ def actor_of(request: Request) -> str | None:
     return getattr(request.state, "actor", None)
 
 
-def _check(request: Request, role: Role) -> None:
-    from loopml.server import auth
+async def _check(request: Request, role: Role) -> None:
+    from loopml.server import auth  # auth imports Role from here
 
-    auth.authorize(request, role)
+    if request.app.state.config.auth:
+        # the token is looked up in the store (blocking I/O): on a worker thread
+        await run_in_threadpool(auth.authorize, request, role)
+    else:
+        auth.authorize(request, role)  # only the Origin check: no I/O, no thread hop
 
 
 def allow(role: Role) -> Any:
-    """The dependency that requires ``role`` (when auth is on)."""
+    """The dependency that requires ``role`` (when auth is on).
 
-    def dependency(request: Request) -> None:
-        _check(request, role)
+    It is a coroutine, so with auth off a request costs no hop to the thread pool beyond its
+    handler's own; with auth on only the check that queries the store runs on a thread."""
+
+    async def dependency(request: Request) -> None:
+        await _check(request, role)
 
     setattr(dependency, POLICY_ATTRIBUTE, role)
     return Depends(dependency)
@@ -58,7 +66,7 @@ def allow(role: Role) -> Any:
 def public() -> Any:
     """The dependency of a route open to everyone (health checks)."""
 
-    def dependency() -> None:
+    async def dependency() -> None:
         return None
 
     setattr(dependency, POLICY_ATTRIBUTE, "public")

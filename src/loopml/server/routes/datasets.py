@@ -11,7 +11,9 @@ Paths: dataset names are path segments (the store allows letters, digits, ``.``,
 ``latest``.
 
 Access: reading needs ``READER``; creating datasets and versions, setting rules and recording
-a run's inputs needs ``WRITER``.
+a run's inputs needs ``WRITER``. Datasets themselves are not scoped; a token limited to some
+experiments reads and records only the inputs of their runs (the ``/runs/{run_id}`` routes are
+checked by :mod:`loopml.server.auth`) and sees only their runs among a dataset's usages.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from loopml.errors import InvalidArgumentError
+from loopml.server.auth import runs_in_scope
 from loopml.server.deps import Role, allow, store_of
 from loopml.storage.rest.wire import to_wire
 
@@ -168,4 +171,9 @@ def list_run_inputs(request: Request, run_id: str) -> Any:
 
 @router.get("/datasets/{name}/usages", dependencies=_READ, summary="The runs that used a dataset")
 def list_dataset_usages(request: Request, name: str, version: int | None = None) -> Any:
-    return to_wire(store_of(request).list_dataset_usages(name, version))
+    """Only the runs of experiments the caller's token may see."""
+    usages = store_of(request).list_dataset_usages(name, version)
+    visible = runs_in_scope(request, (usage.run_id for usage in usages))
+    if visible is not None:
+        usages = [usage for usage in usages if usage.run_id in visible]
+    return to_wire(usages)

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from loopml.errors import StoreUnavailableError
+from loopml.errors import PermissionDeniedError, StoreUnavailableError
+from loopml.server.auth import scopes_of
 from loopml.server.deps import Role, actor_of, allow
 from loopml.storage.protocols import TokenStore
 from loopml.storage.rest.wire import to_wire
@@ -35,7 +36,20 @@ class CreateToken(BaseModel):
     )
 
 
+def _unscoped_only(request: Request) -> None:
+    """Managing tokens is for unscoped admins: a token limited to some experiments or models
+    could otherwise mint one without limits and step outside its scope."""
+    scopes = scopes_of(request)
+    if scopes is not None:
+        raise PermissionDeniedError(
+            "Managing tokens needs an admin token without scopes; this token is limited to "
+            "some experiments or models.",
+            action="manage tokens",
+        )
+
+
 def _tokens(request: Request) -> TokenStore:
+    _unscoped_only(request)
     store = request.app.state.store
     if not isinstance(store, TokenStore):
         raise StoreUnavailableError(

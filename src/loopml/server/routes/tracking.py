@@ -5,7 +5,13 @@ Every route is one call into the :class:`~loopml.storage.protocols.ExperimentSto
 of the server; the store validates every value and raises the same errors as locally.
 
 Access: reading needs ``READER``; everything that writes (reaping stale runs included) needs
-``WRITER``.
+``WRITER``. A token limited to some experiments (RELIABILITY S5) may only use those: the routes
+with an experiment or run id in their path are checked by :mod:`loopml.server.auth`; the others
+check what their body or query names (the experiment created or looked up by name, the
+experiment and parent run of a new run, the experiments searched, the runs of a heartbeat or
+of metric rows) before touching the store, and listing experiments leaves the others out.
+Reaping stale runs acts on every experiment, so such a token is refused it (403); a token
+without an experiment scope reaps as before.
 
 Bodies: the request models are strict about JSON types (a number where a string belongs is a
 400 naming the field) and say nothing about values, which only the store checks. Entities go
@@ -36,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, WithJsonSchema
 
 from loopml.entities import Experiment, Metric, MetricRow, Run, RunInfo, SourceInfo
 from loopml.errors import InvalidArgumentError
+from loopml.server.auth import require_every_experiment, require_scope, scopes_of
 from loopml.server.deps import Role, allow, store_of
 from loopml.storage.rest.wire import from_wire, to_wire
 from loopml.storage.validation import validate_key, validate_run_id
@@ -47,6 +54,11 @@ router = APIRouter(prefix="/api/v1", tags=["tracking"])
 _READ = [allow(Role.READER)]
 _WRITE = [allow(Role.WRITER)]
 _INT64 = 2**63 - 1
+#: the most metric points one request may carry, and the most params or tags (RELIABILITY V2):
+#: a batch is one transaction, so this bounds how long one holds the database. Over the limit
+#: is a 400 naming it, and nothing is written. The remote store sends larger batches in parts.
+MAX_POINTS_PER_REQUEST = 100_000
+MAX_ENTRIES_PER_REQUEST = 1_000
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 _VALUE, _TIMESTAMP, _STEP = itemgetter(1), itemgetter(2), itemgetter(3)  # of a Metric
 
@@ -60,7 +72,7 @@ class _Body(BaseModel):
     model_config = ConfigDict(strict=True)
 
 
-Tags = dict[str, str]
+Tags = Annotated[dict[str, str], Field(max_length=MAX_ENTRIES_PER_REQUEST)]
 Step = Annotated[int, Field(ge=-_INT64, le=_INT64)]
 Timestamp = Annotated[int, Field(ge=0, le=_INT64, description="Milliseconds since the epoch.")]
 WireFloat = float | Literal["NaN", "Infinity", "-Infinity"]
@@ -215,8 +227,20 @@ def _columns(series: MetricSeries, where: str) -> zip[tuple[int, int, Any]]:
     return zip(steps, timestamps, values, strict=True)
 
 
+def _check_size(series: Sequence[MetricSeries], where: str) -> None:
+    total = sum(len(one.steps) for one in series)
+    if total > MAX_POINTS_PER_REQUEST:
+        raise InvalidArgumentError(
+            f"{where}: a request may carry at most {MAX_POINTS_PER_REQUEST:,} metric points; "
+            f"this one has {total:,}. Nothing was written: send them in several requests.",
+            field=where,
+            limit=MAX_POINTS_PER_REQUEST,
+        )
+
+
 def _metrics(series: Sequence[MetricSeries]) -> list[Metric]:
     """The points of a log_batch body (the store validates them, keys included)."""
+    _check_size(series, "metrics")
     points: list[Metric] = []
     for i, one in enumerate(series):
         key = one.key
@@ -227,6 +251,7 @@ def _metrics(series: Sequence[MetricSeries]) -> list[Metric]:
 def _rows(series: Sequence[RunMetricSeries]) -> list[MetricRow]:
     """The rows of an append body. The store takes rows as validated, so the run id and key
     are checked here (steps and timestamps by the request model)."""
+    _check_size(series, "series")
     rows: list[MetricRow] = []
     for i, one in enumerate(series):
         columns = _columns(one, f"series.{i}")
@@ -257,20 +282,26 @@ def _wire_values(values: Sequence[float]) -> Sequence[float | str]:
 )
 def create_experiment(body: CreateExperimentRequest, request: Request) -> Response:
     """Create an experiment (names are unique, archived experiments included: 409)."""
+    require_scope(request, experiment_name=body.name)
     experiment = store_of(request).create_experiment(body.name, body.description, body.tags)
     return _json(to_wire(experiment), status.HTTP_201_CREATED)
 
 
 @router.get("/experiments", dependencies=_READ, response_model=ExperimentList)
 def list_experiments(request: Request, include_archived: bool = False) -> Response:
-    """Every experiment, by id; archived ones only with ``include_archived=true``."""
+    """Every experiment, by id; archived ones only with ``include_archived=true``. A token
+    limited to some experiments sees only those."""
     found = store_of(request).list_experiments(include_archived=include_archived)
+    scopes = scopes_of(request)
+    if scopes is not None and scopes.experiments:
+        found = [experiment for experiment in found if experiment.name in scopes.experiments]
     return _json({"experiments": to_wire(found)})
 
 
 @router.get("/experiments/by-name", dependencies=_READ, response_model=Experiment | None)
 def get_experiment_by_name(request: Request, name: Annotated[str, Query()]) -> Response:
     """The experiment with this exact name, or ``null`` (200) when there is none."""
+    require_scope(request, experiment_name=name)
     return _json(to_wire(store_of(request).get_experiment_by_name(name)))
 
 
@@ -313,6 +344,7 @@ def set_experiment_tag(
 @router.post("/runs/search", dependencies=_READ, response_model=RunsPage)
 def search_runs(body: SearchRunsRequest, request: Request) -> Response:
     """Runs of the experiments matching ``filter_string``, in ``order_by`` order, one page."""
+    require_scope(request, experiment_ids=body.experiment_ids)
     page = store_of(request).search_runs(
         body.experiment_ids, body.filter_string, body.order_by, body.max_results, body.page_token
     )
@@ -327,13 +359,16 @@ def search_runs(body: SearchRunsRequest, request: Request) -> Response:
 )
 def heartbeat(body: HeartbeatRequest, request: Request) -> Response:
     """The runs' processes are alive (runs no longer RUNNING are left alone)."""
+    require_scope(request, run_ids=body.run_ids)
     store_of(request).heartbeat(body.run_ids)
     return _done()
 
 
 @router.post("/runs/reap", dependencies=_WRITE, response_model=KilledRuns)
 def mark_stale_runs_killed(body: MarkStaleRunsKilledRequest, request: Request) -> Response:
-    """Mark RUNNING runs whose heartbeat stopped KILLED; returns their ids."""
+    """Mark RUNNING runs whose heartbeat stopped KILLED; returns their ids. Refused (403) to
+    a token limited to some experiments: this acts on every experiment."""
+    require_every_experiment(request, "reap stale runs")
     killed = store_of(request).mark_stale_runs_killed(body.timeout_seconds)
     return _json({"run_ids": killed})
 
@@ -343,6 +378,7 @@ def mark_stale_runs_killed(body: MarkStaleRunsKilledRequest, request: Request) -
 )
 def create_run(body: CreateRunRequest, request: Request) -> Response:
     """Start a run (RUNNING) in an active experiment."""
+    require_scope(request, experiment_id=body.experiment_id, run_id=body.parent_run_id)
     source = from_wire(SourceInfo, body.source, where="source") if body.source else None
     info = store_of(request).create_run(
         body.experiment_id,
@@ -451,6 +487,7 @@ def append_metric_rows(body: AppendMetricRowsRequest, request: Request) -> Respo
     that does not exist is a 404 and nothing is written. Idempotent: a retried batch adds
     nothing."""
     rows = _rows(body.series)
+    require_scope(request, run_ids=[one.run_id for one in body.series])
     if rows:
         store_of(request).append_metric_rows(rows)
     return _done()

@@ -53,6 +53,9 @@ __all__ = ["RestTrackingMixin"]
 
 _make_metric = partial(tuple.__new__, Metric)
 #: the columns of one series: steps, timestamps, values
+#: the most points sent in one request (the server takes 100,000): a buffer that filled up
+#: while the server was down goes out in parts, each retried on its own
+_ROWS_PER_REQUEST = 50_000
 _Columns = tuple[list[int], list[int], list[float | str]]
 
 
@@ -60,7 +63,7 @@ def _experiment_id(experiment_id: object) -> str:
     """The store's check of an experiment id (``parse_experiment_id`` of the SQL store, which
     this light client does not import), so only digits ever reach a URL path."""
     text = str(experiment_id) if isinstance(experiment_id, int | str) else ""
-    if isinstance(experiment_id, bool) or not text.isdigit() or len(text) > 18:
+    if isinstance(experiment_id, bool) or not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise InvalidArgumentError(
             f"The experiment_id must be a string of digits. Got {experiment_id!r} instead.",
             field="experiment_id",
@@ -310,13 +313,15 @@ class RestTrackingMixin(RestBase):
         self._call("POST", path, json=body, idempotent=True)
 
     def append_metric_rows(self, rows: Sequence[MetricRow]) -> None:
-        if not rows:
-            return
-        series = [
-            {"run_id": run_id, "key": key, "steps": steps, "timestamps": stamps, "values": values}
-            for (run_id, key), (steps, stamps, values) in _group(rows).items()
-        ]
-        self._call("POST", "/metrics/rows", json={"series": series}, idempotent=True)
+        """Over ``_ROWS_PER_REQUEST`` rows go in several requests, each one atomic and
+        idempotent (so a failure part-way is fixed by sending all the rows again)."""
+        for start in range(0, len(rows), _ROWS_PER_REQUEST):
+            part = rows[start : start + _ROWS_PER_REQUEST]
+            series = [
+                {"run_id": run, "key": key, "steps": steps, "timestamps": stamps, "values": values}
+                for (run, key), (steps, stamps, values) in _group(part).items()
+            ]
+            self._call("POST", "/metrics/rows", json={"series": series}, idempotent=True)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         path = f"/runs/{validate_run_id(run_id)}/metrics/history"

@@ -71,9 +71,10 @@ class ArtifactsMixin(RunsMixin):
         rows: list[dict[str, Any]] = []
         now = now_ms()
         for path, digest, size in files:
-            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size < 2**63:
                 raise InvalidArgumentError(
-                    f"The size of artifact {path!r} must be a non-negative integer.", field="size"
+                    f"The size of artifact {path!r} must be a non-negative 64-bit integer.",
+                    field="size",
                 )
             rows.append(
                 {

@@ -31,6 +31,21 @@ from loopml.storage.validation import (
 __all__ = ["DatasetsMixin"]
 
 _MAX_JSON_BYTES = 4 * 1024 * 1024
+#: the deepest nesting of lists and mappings kept (real schemas and profiles are a few levels;
+#: deeper ones could not be served back: JSON encoders stop at a few hundred levels)
+_MAX_JSON_DEPTH = 64
+
+
+def _too_deep(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list | tuple):
+            if depth > _MAX_JSON_DEPTH:
+                return True
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _json_or_none(field: str, value: Mapping[str, Any] | None) -> str | None:
@@ -41,9 +56,13 @@ def _json_or_none(field: str, value: Mapping[str, Any] | None) -> str | None:
             f"The {field} must be a mapping (its JSON form). Got {type(value).__name__}.",
             field=field,
         )
+    if _too_deep(value):
+        raise InvalidArgumentError(
+            f"The {field} is nested more than {_MAX_JSON_DEPTH} levels deep.", field=field
+        )
     try:
         text = json.dumps(value, sort_keys=True, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidArgumentError(f"The {field} is not valid JSON: {exc}", field=field) from exc
     if len(text) > _MAX_JSON_BYTES:
         raise InvalidArgumentError(
@@ -56,9 +75,10 @@ def _json_or_none(field: str, value: Mapping[str, Any] | None) -> str | None:
 def _count(field: str, value: Any, *, allow_none: bool = False) -> int | None:
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
         raise InvalidArgumentError(
-            f"The {field} must be a non-negative integer. Got {value!r} instead.", field=field
+            f"The {field} must be a non-negative 64-bit integer. Got {value!r} instead.",
+            field=field,
         )
     return value
 

@@ -24,7 +24,7 @@ __all__ = ["ExperimentsMixin", "parse_experiment_id"]
 def parse_experiment_id(experiment_id: object) -> int:
     """Experiment ids are decimal strings (ints are accepted too)."""
     text = str(experiment_id) if isinstance(experiment_id, int | str) else ""
-    if isinstance(experiment_id, bool) or not text.isdigit() or len(text) > 18:
+    if isinstance(experiment_id, bool) or not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise InvalidArgumentError(
             f"The experiment_id must be a string of digits. Got {experiment_id!r} instead.",
             field="experiment_id",

@@ -287,7 +287,9 @@ class RunsMixin(SqlBase):
         """Mark RUNNING runs whose heartbeat stopped more than ``timeout_seconds`` ago KILLED."""
         if not timeout_seconds > 0:
             raise InvalidArgumentError("timeout_seconds must be > 0.", field="timeout_seconds")
-        cutoff = now_ms() - int(timeout_seconds * 1000)
+        # past ~31,700 years nothing can be stale; capping keeps the cutoff an int64 (and
+        # an infinite timeout an error-free no-op)
+        cutoff = now_ms() - int(min(timeout_seconds, 1e12) * 1000)
         stale = (
             (runs.c.status == RunStatus.RUNNING.value)
             & runs.c.heartbeat_time.is_not(None)

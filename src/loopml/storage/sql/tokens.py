@@ -197,7 +197,7 @@ class TokensMixin(SqlBase):
         by_name = conn.execute(select(experiments.c.name).where(experiments.c.name == ref)).scalar()
         if by_name is not None:
             return str(by_name)
-        if ref.isdigit() and len(ref) <= 18:
+        if ref.isascii() and ref.isdigit() and len(ref) <= 18:
             by_id = conn.execute(
                 select(experiments.c.name).where(experiments.c.experiment_id == int(ref))
             ).scalar()
