@@ -18,6 +18,7 @@ __all__ = [
     "validate_alias",
     "validate_dataset_name",
     "validate_dataset_version",
+    "validate_experiment_id",
     "validate_experiment_name",
     "validate_input_context",
     "validate_key",
@@ -170,6 +171,18 @@ def validate_run_id(run_id: Any) -> str:
             field="run_id",
         )
     return run_id
+
+
+def validate_experiment_id(experiment_id: Any) -> str:
+    """Experiment ids are decimal strings of ASCII digits (ints are accepted too); returns
+    the id as text. The SQL store and the remote client both check ids with it."""
+    text = str(experiment_id) if isinstance(experiment_id, int | str) else ""
+    if isinstance(experiment_id, bool) or not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise InvalidArgumentError(
+            f"The experiment_id must be a string of digits. Got {experiment_id!r} instead.",
+            field="experiment_id",
+        )
+    return text
 
 
 def validate_experiment_name(name: Any) -> str:

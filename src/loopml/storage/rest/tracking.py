@@ -40,6 +40,7 @@ from loopml.storage.rest.base import RestBase
 from loopml.storage.rest.wire import from_wire, to_wire
 from loopml.storage.validation import (
     metric_row,
+    validate_experiment_id,
     validate_experiment_name,
     validate_key,
     validate_run_id,
@@ -57,18 +58,6 @@ _make_metric = partial(tuple.__new__, Metric)
 #: while the server was down goes out in parts, each retried on its own
 _ROWS_PER_REQUEST = 50_000
 _Columns = tuple[list[int], list[int], list[float | str]]
-
-
-def _experiment_id(experiment_id: object) -> str:
-    """The store's check of an experiment id (``parse_experiment_id`` of the SQL store, which
-    this light client does not import), so only digits ever reach a URL path."""
-    text = str(experiment_id) if isinstance(experiment_id, int | str) else ""
-    if isinstance(experiment_id, bool) or not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise InvalidArgumentError(
-            f"The experiment_id must be a string of digits. Got {experiment_id!r} instead.",
-            field="experiment_id",
-        )
-    return text
 
 
 def _wire_value(value: float, is_nan: bool) -> float | str:
@@ -140,7 +129,7 @@ class RestTrackingMixin(RestBase):
         return from_wire(Experiment, data)
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        data = self._call("GET", f"/experiments/{_experiment_id(experiment_id)}")
+        data = self._call("GET", f"/experiments/{validate_experiment_id(experiment_id)}")
         return from_wire(Experiment, data)
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
@@ -161,7 +150,7 @@ class RestTrackingMixin(RestBase):
         description: str | None = None,
         lifecycle_stage: LifecycleStage | None = None,
     ) -> Experiment:
-        path = f"/experiments/{_experiment_id(experiment_id)}"
+        path = f"/experiments/{validate_experiment_id(experiment_id)}"
         body: dict[str, Any] = {}
         if description is not None:
             body["description"] = validate_string_value("experiment", "description", description)
@@ -171,7 +160,7 @@ class RestTrackingMixin(RestBase):
         return from_wire(Experiment, data)
 
     def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
-        path = f"/experiments/{_experiment_id(experiment_id)}/tags"
+        path = f"/experiments/{validate_experiment_id(experiment_id)}/tags"
         key = validate_key("tag", key)
         body = {"key": key, "value": validate_string_value("tag", key, value)}
         self._call("PUT", path, json=body, idempotent=True)
@@ -189,7 +178,7 @@ class RestTrackingMixin(RestBase):
         source: SourceInfo | None = None,
         heartbeat: bool = False,
     ) -> RunInfo:
-        body: dict[str, Any] = {"experiment_id": _experiment_id(experiment_id)}
+        body: dict[str, Any] = {"experiment_id": validate_experiment_id(experiment_id)}
         if run_name is not None:
             body["run_name"] = validate_string_value("run", "run_name", run_name)
         if start_time is not None:
@@ -275,7 +264,7 @@ class RestTrackingMixin(RestBase):
                 field="experiment_ids",
             )
         body = {
-            "experiment_ids": [_experiment_id(e) for e in experiment_ids],
+            "experiment_ids": [validate_experiment_id(e) for e in experiment_ids],
             "filter_string": filter_string,
             "order_by": order_by
             if order_by is None or isinstance(order_by, str)

@@ -12,6 +12,7 @@ from loopml.errors import AlreadyExistsError, ExperimentNotFoundError, InvalidAr
 from loopml.storage.sql.base import SqlBase, now_ms
 from loopml.storage.sql.schema import experiment_tags, experiments
 from loopml.storage.validation import (
+    validate_experiment_id,
     validate_experiment_name,
     validate_key,
     validate_string_map,
@@ -22,14 +23,8 @@ __all__ = ["ExperimentsMixin", "parse_experiment_id"]
 
 
 def parse_experiment_id(experiment_id: object) -> int:
-    """Experiment ids are decimal strings (ints are accepted too)."""
-    text = str(experiment_id) if isinstance(experiment_id, int | str) else ""
-    if isinstance(experiment_id, bool) or not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise InvalidArgumentError(
-            f"The experiment_id must be a string of digits. Got {experiment_id!r} instead.",
-            field="experiment_id",
-        )
-    return int(text)
+    """Experiment ids are decimal strings (ints are accepted too); the key as an int."""
+    return int(validate_experiment_id(experiment_id))
 
 
 def _to_experiment(row: Row, tags: dict[str, str]) -> Experiment:
