@@ -136,7 +136,7 @@ def get_version(name: str, version: int | str, *, tracking_uri: Uri = None) -> M
                 raise ModelNotFoundError(f"{name!r} has no READY version.", name=name)
             return ready[0]
         digits = text[1:] if text[:1] in ("v", "V") else text
-        if not digits.isdigit():
+        if not (digits.isascii() and digits.isdigit()):
             return store.get_model_version_by_alias(name, text)
         version = int(digits)
     return store.get_model_version(name, version)
