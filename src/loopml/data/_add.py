@@ -19,7 +19,7 @@ from loopml.data._sources import FoundFile, read_archive, scan
 from loopml.data._statcache import CachedStat, StatCache
 from loopml.data._tables import TABLE_MEMBER, is_parquet_file, write_parquet
 from loopml.entities import DatasetKind
-from loopml.storage.blobs import BlobRef, BlobStore
+from loopml.storage.blobs import BlobRef, BlobStore, digest_bytes
 
 __all__ = ["AddStats", "StagedVersion", "stage_archive", "stage_files", "stage_table"]
 
@@ -85,17 +85,11 @@ class _Counter:
 def _finish(blobs: BlobStore, manifest: Manifest, stats: AddStats) -> BlobRef:
     counter = _Counter(stats, 0, None)
     data = manifest.to_bytes()
-    if not blobs.exists(_digest_of(data)):
+    if not blobs.exists(digest_bytes(data)):
         ref = blobs.put_bytes(data)
         counter.stored(ref)
         return ref
-    return BlobRef(_digest_of(data), len(data))
-
-
-def _digest_of(data: bytes) -> str:
-    import blake3
-
-    return "blake3:" + blake3.blake3(data).hexdigest()
+    return BlobRef(digest_bytes(data), len(data))
 
 
 def stage_files(

@@ -19,11 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import blake3
-
 from loopml.errors import IntegrityError, InvalidArgumentError, UnsafePathError
 from loopml.models.flavors import SavedFlavor
-from loopml.storage.blobs import DIGEST_PREFIX, validate_digest
+from loopml.storage.blobs import digest_bytes, hash_file, validate_digest
 from loopml.storage.paths import join_under, validate_artifact_path
 
 __all__ = [
@@ -63,20 +61,6 @@ _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "metadata": dict,
     "files": dict,
 }
-
-
-def digest_bytes(data: bytes) -> str:
-    """The blob digest of ``data``."""
-    return DIGEST_PREFIX + blake3.blake3(data).hexdigest()
-
-
-def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """The digest and size of a local file (memory-mapped, hashed on several threads)."""
-    size = os.path.getsize(path)
-    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-    if size:
-        hasher.update_mmap(os.fspath(path))
-    return DIGEST_PREFIX + hasher.hexdigest(), size
 
 
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:

@@ -56,6 +56,9 @@ __all__ = [
     "SMALL_FILE_SIZE",
     "BlobRef",
     "BlobStore",
+    "digest_bytes",
+    "hash_file",
+    "new_hasher",
     "validate_digest",
 ]
 
@@ -105,14 +108,14 @@ def validate_digest(digest: object) -> str:
     return digest
 
 
-def _new_hasher() -> Any:
+def new_hasher() -> Any:
     """A fresh BLAKE3 hasher that may use several threads for large chunks."""
     return blake3.blake3(max_threads=blake3.blake3.AUTO)
 
 
 def _pump(read: Callable[[], bytes], write: Callable[[bytes], object] | None) -> tuple[str, int]:
     """Copy chunks from ``read`` to ``write`` (if given) while hashing; return digest and size."""
-    hasher = _new_hasher()
+    hasher = new_hasher()
     size = 0
     while chunk := read():
         hasher.update(chunk)
@@ -192,10 +195,16 @@ def _kernel_copy(
         report(len(chunk))
 
 
-def _hash_file(path: str) -> tuple[str, int]:
+def digest_bytes(data: bytes) -> str:
+    """The blob digest of ``data`` (what :meth:`BlobStore.put_bytes` would store it under)."""
+    return DIGEST_PREFIX + blake3.blake3(data).hexdigest()
+
+
+def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
     """Digest and size of a local file, hashed through a memory map on all cores."""
+    path = os.fspath(path)
     size = os.path.getsize(path)
-    hasher = _new_hasher()
+    hasher = new_hasher()
     if size:
         hasher.update_mmap(path)
     return DIGEST_PREFIX + hasher.hexdigest(), size
@@ -709,10 +718,10 @@ class _LocalBatch:
                     out.write(data)
                 if progress is not None:
                     progress(len(data))
-                return BlobRef(DIGEST_PREFIX + blake3.blake3(data).hexdigest(), len(data))
+                return BlobRef(digest_bytes(data), len(data))
             with open(tmp, "xb") as out:
                 _kernel_copy(source, out, progress)
-        digest, size = _hash_file(tmp)
+        digest, size = hash_file(tmp)
         return BlobRef(digest, size)
 
     @staticmethod
@@ -753,7 +762,7 @@ class _LocalBatch:
                 data = reader.read()
                 with open(tmp, "xb") as out:
                     out.write(data)
-                return DIGEST_PREFIX + blake3.blake3(data).hexdigest(), len(data)
+                return digest_bytes(data), len(data)
             with open(tmp, "xb") as out:
                 _kernel_copy(reader, out)
-        return _hash_file(tmp)
+        return hash_file(tmp)

@@ -29,15 +29,21 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 from urllib.parse import quote
 
-import blake3
 import httpx
 
 from loopml.entities import ArtifactInfo
 from loopml.errors import IntegrityError, InvalidArgumentError, StoreUnavailableError
-from loopml.storage.blobs import DIGEST_PREFIX, BlobRef, validate_digest
+from loopml.storage.blobs import (
+    DIGEST_PREFIX,
+    BlobRef,
+    digest_bytes,
+    hash_file,
+    new_hasher,
+    validate_digest,
+)
 from loopml.storage.paths import local_path, validate_artifact_path
 from loopml.storage.rest.base import API_PREFIX, RestBase
 from loopml.storage.rest.wire import from_wire
@@ -57,21 +63,8 @@ _QUERY_BATCH = 50_000
 _OCTETS = {"Content-Type": "application/octet-stream"}
 
 
-def _new_hasher() -> Any:
-    return blake3.blake3(max_threads=blake3.blake3.AUTO)
-
-
 def _hash_file(path: str) -> BlobRef:
-    """The digest and size of a local file (memory-mapped, hashed on every core)."""
-    hasher = _new_hasher()
-    size = os.path.getsize(path)
-    if size:
-        hasher.update_mmap(path)
-    return BlobRef(DIGEST_PREFIX + hasher.hexdigest(), size)
-
-
-def _digest_of(data: bytes) -> str:
-    return DIGEST_PREFIX + blake3.blake3(data).hexdigest()
+    return BlobRef(*hash_file(path))
 
 
 def _blob_path(digest: str) -> str:
@@ -170,7 +163,7 @@ class RemoteBlobStore:
                 f"Blob data must be bytes, not {type(data).__name__}", field="data"
             )
         data = bytes(data)
-        ref = BlobRef(_digest_of(data), len(data))
+        ref = BlobRef(digest_bytes(data), len(data))
         if not self.exists(ref.digest):
             self._upload(ref, data)
         return ref
@@ -179,7 +172,7 @@ class RemoteBlobStore:
         """Upload what ``reader`` yields. It is spooled to a temporary file first, since the
         digest (the blob's name in the URL) must be known before the upload starts."""
         with tempfile.TemporaryFile(prefix="loopml-spool-") as spool:
-            hasher = _new_hasher()
+            hasher = new_hasher()
             size = 0
             while chunk := reader.read(_STEP):
                 hasher.update(chunk)
@@ -293,7 +286,7 @@ class RemoteBlobStore:
 
     def _fetch(self, digest: str, write: Callable[[bytes], object]) -> tuple[str, int]:
         """Stream the blob into ``write`` while hashing it; return the digest and size."""
-        hasher = _new_hasher()
+        hasher = new_hasher()
         size = 0
         with self._rest._stream(_blob_path(digest)) as response:
             try:
