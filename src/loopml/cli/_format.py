@@ -1,13 +1,18 @@
-"""Turning values into short, readable table cells (user data is never read as rich markup)."""
+"""Turning values into short, readable table cells (user data is never read as rich markup),
+and the help-text and table helpers the command groups share."""
 
 from __future__ import annotations
 
 import math
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from rich.console import RenderableType
+    from rich.table import Table
     from rich.text import Text
 
     from loopml.entities import RunInfo
@@ -20,8 +25,12 @@ __all__ = [
     "format_number",
     "format_size",
     "format_time",
+    "key_value_table",
+    "print_parts",
+    "reflow",
     "run_duration",
     "status_cell",
+    "titled_table",
 ]
 
 STATUS_STYLES = {"RUNNING": "cyan", "FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}
@@ -111,3 +120,58 @@ def format_size(size: int | None) -> str:
         if value < 1000 or unit == "TB":
             break
     return f"{value:.1f} {unit}"
+
+
+# -- shared by the command groups: help text and rendering ----------------------------------
+
+
+def reflow(doc: str | None) -> str:
+    """A command's docstring as help text: each paragraph's lines joined into one (the help
+    formatter keeps line breaks), indented lines (examples) kept as they are."""
+    import inspect
+
+    paragraphs = []
+    for block in inspect.cleandoc(doc or "").split("\n\n"):
+        lines: list[str] = []
+        for line in block.splitlines():
+            if lines and not line.startswith(" ") and not lines[-1].startswith(" "):
+                lines[-1] += " " + line
+            else:
+                lines.append(line)
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+def titled_table(title: str) -> Table:
+    """A table whose title (literal text) is never wrapped to the width of narrow columns."""
+    from rich.table import Table
+    from rich.text import Text
+
+    return Table(title=Text(title), title_justify="left", min_width=len(title))
+
+
+def key_value_table(title: str | Text, rows: Sequence[tuple[str, Any]]) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(
+        title=Text(title) if isinstance(title, str) else title,
+        title_justify="left",
+        show_header=False,
+        box=None,
+        padding=(0, 2),
+    )
+    table.add_column("key", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for key, value in rows:
+        table.add_row(cell(key), value if isinstance(value, Text) else cell(value))
+    return table
+
+
+def print_parts(parts: Sequence[RenderableType]) -> None:
+    for index, part in enumerate(parts):
+        if index:
+            print()
+        from loopml.cli._common import print_table
+
+        print_table(part)

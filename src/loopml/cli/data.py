@@ -34,6 +34,10 @@ from loopml.cli._format import (
     format_size,
     format_time,
 )
+from loopml.cli._format import key_value_table as _key_value_table
+from loopml.cli._format import print_parts as _print_parts
+from loopml.cli._format import reflow as _reflow
+from loopml.cli._format import titled_table as _titled
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -41,7 +45,6 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
     from rich.progress import Progress
     from rich.table import Table
-    from rich.text import Text
 
     from loopml.data import (
         AddStats,
@@ -105,23 +108,6 @@ class AddFormat(StrEnum):
     files = "files"
 
 
-def _reflow(doc: str | None) -> str:
-    """A command's docstring as help text: each paragraph's lines joined into one (the help
-    formatter keeps line breaks), indented lines (examples) kept as they are."""
-    import inspect
-
-    paragraphs = []
-    for block in inspect.cleandoc(doc or "").split("\n\n"):
-        lines: list[str] = []
-        for line in block.splitlines():
-            if lines and not line.startswith(" ") and not lines[-1].startswith(" "):
-                lines[-1] += " " + line
-            else:
-                lines.append(line)
-        paragraphs.append("\n".join(lines))
-    return "\n\n".join(paragraphs)
-
-
 def _command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """``app.command(name)`` with the docstring reflowed into the help text."""
 
@@ -138,39 +124,6 @@ def _uri(ctx: typer.Context) -> str | None:
 
 
 # -- rendering helpers -------------------------------------------------------------------------
-
-
-def _titled(title: str) -> Table:
-    """A table whose title (literal text) is never wrapped to the width of narrow columns."""
-    from rich.table import Table
-    from rich.text import Text
-
-    return Table(title=Text(title), title_justify="left", min_width=len(title))
-
-
-def _key_value_table(title: str | Text, rows: Sequence[tuple[str, Any]]) -> Table:
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(
-        title=Text(title) if isinstance(title, str) else title,
-        title_justify="left",
-        show_header=False,
-        box=None,
-        padding=(0, 2),
-    )
-    table.add_column("key", style="bold", no_wrap=True)
-    table.add_column("value", overflow="fold")
-    for key, value in rows:
-        table.add_row(cell(key), value if isinstance(value, Text) else cell(value))
-    return table
-
-
-def _print_parts(parts: Sequence[RenderableType]) -> None:
-    for index, part in enumerate(parts):
-        if index:
-            print()
-        print_table(part)
 
 
 def _rows(count: int | None) -> str | None:

@@ -28,7 +28,10 @@ from loopml.cli._common import (
     to_jsonable,
 )
 from loopml.cli._format import cell, format_ago, format_number, format_time
-from loopml.cli.data import _key_value_table, _print_parts, _reflow, _titled
+from loopml.cli._format import key_value_table as _key_value_table
+from loopml.cli._format import print_parts as _print_parts
+from loopml.cli._format import reflow as _reflow
+from loopml.cli._format import titled_table as _titled
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
