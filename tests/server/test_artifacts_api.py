@@ -20,6 +20,7 @@ import pytest
 import loopml
 from loopml.errors import IntegrityError, LoopmlError, StoreUnavailableError
 from loopml.server import deps
+from loopml.server._uploads import PartialUpload
 from loopml.server.app import ServerConfig
 from loopml.server.routes import artifacts as artifact_routes
 from loopml.server.routes import datasets as dataset_routes
@@ -78,11 +79,12 @@ def _files_under(folder: Path) -> list[Path]:
 
 @pytest.fixture
 def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The folder the server spools uploads to (the temp folder, here a private one)."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
+    """Where the server keeps uploads while they arrive (its blob folder's staging folder);
+    the temp folder, where nothing should be left either, is a private one."""
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))
+    return tmp_path / "server-blobs" / "tmp" / "uploads"
 
 
 @pytest.fixture
@@ -182,6 +184,8 @@ def test_every_route_declares_a_role() -> None:
             expected = deps.Role.READER if methods <= {"GET"} else deps.Role.WRITER
             if route.path.endswith("/which-exist"):
                 expected = deps.Role.READER  # a POST that only reads
+            if route.path.endswith("/upload"):
+                expected = deps.Role.WRITER  # a GET that only uploaders need
             assert policies == [expected], (route.path, methods)
 
 
@@ -272,7 +276,7 @@ def test_full_disk_answers_507_and_keeps_nothing(
     def full(self: Any, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(spool / "x"))
 
-    monkeypatch.setattr(artifact_routes._Spool, "_write", full)
+    monkeypatch.setattr(PartialUpload, "write", full)
     data = os.urandom(2 * 1024 * 1024)
     answer = api.put(f"/blobs/{_digest(data)}", content=data, headers=OCTETS)
     assert answer.status_code == 507
@@ -294,13 +298,13 @@ def test_large_artifact_round_trip_streams(
     spool: Path,
 ) -> None:
     writes: list[int] = []
-    write = artifact_routes._Spool._write
+    write = PartialUpload.write
 
     def counted(self: Any, data: bytes) -> None:
         writes.append(len(data))
         write(self, data)
 
-    monkeypatch.setattr(artifact_routes._Spool, "_write", counted)
+    monkeypatch.setattr(PartialUpload, "write", counted)
     source = tmp_path / "big.bin"
     data = os.urandom(20 * 1024 * 1024)
     source.write_bytes(data)
@@ -386,13 +390,13 @@ def test_remote_blob_store_verifies_what_it_receives(
 def put_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The digests of the blob uploads that reach the server."""
     seen: list[str] = []
-    new_spool = artifact_routes._new_spool
+    start = artifact_routes._start_upload
 
-    def counting(digest: str) -> Any:
-        seen.append(digest)
-        return new_spool(digest)
+    def counting(upload: PartialUpload, offset: int) -> None:
+        seen.append(upload.digest)
+        start(upload, offset)
 
-    monkeypatch.setattr(artifact_routes, "_new_spool", counting)
+    monkeypatch.setattr(artifact_routes, "_start_upload", counting)
     return seen
 
 

@@ -35,8 +35,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopml._version import __version__
-from loopml.errors import LoopmlError
+from loopml.errors import LoopmlError, StoreUnavailableError
 from loopml.server import observability
+from loopml.server._uploads import UploadFolder
 from loopml.server.deps import public
 from loopml.storage.protocols import TrackingStore
 
@@ -70,6 +71,8 @@ class ServerConfig:
     max_json_bytes: int = 16 * 1024 * 1024
     #: the largest upload (artifact or blob), in bytes
     max_upload_bytes: int = 5 * 1024**3
+    #: seconds an interrupted upload's partial file is kept for the client to continue it
+    upload_ttl: float = 24 * 3600.0
     #: require a bearer token on every non-public route
     auth: bool = False
     public_paths: frozenset[str] = field(default_factory=lambda: frozenset({"/health", "/ready"}))
@@ -95,9 +98,30 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(body, status_code=400)
 
 
+_DISK_FULL_TEXTS = ("disk is full", "no space left", "could not extend file", "quota exceeded")
+
+
+def _storage_failure(request: Request, exc: StoreUnavailableError) -> JSONResponse:
+    """A failure of the server's own stores, told without their location (logged in full):
+    507 when the disk is full, else 503."""
+    logger.error("storage failure on %s %s: %s", request.method, request.url.path, exc.message)
+    reason = str(exc.details.get("reason") or "")
+    full = any(text in (reason or exc.message).lower() for text in _DISK_FULL_TEXTS)
+    if full:
+        message = "The server's disk is full; nothing was stored. Reads still work."
+    else:
+        message = "The server's storage is unavailable; the server log has the details."
+    details = {"reason": reason} if reason else {}
+    return JSONResponse(
+        _error_body(exc.code, message, details), status_code=507 if full else exc.http_status
+    )
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(LoopmlError)
-    async def loopml_error(_request: Request, exc: LoopmlError) -> JSONResponse:
+    async def loopml_error(request: Request, exc: LoopmlError) -> JSONResponse:
+        if isinstance(exc, StoreUnavailableError) and "uri" in exc.details:
+            return _storage_failure(request, exc)
         details = {k: v for k, v in exc.details.items() if _jsonable(v)}
         return JSONResponse(
             _error_body(exc.code, exc.message, details),
@@ -268,6 +292,8 @@ def create_app(store: TrackingStore, config: ServerConfig | None = None) -> Fast
     )
     app.state.store = store
     app.state.config = config
+    app.state.uploads = UploadFolder(store.blobs, config.upload_ttl)
+    app.state.uploads.sweep(now=time.time())  # what a killed server left behind
     _install_error_handlers(app)
     observability.install(app)
     app.add_middleware(Guard, config=config)  # outside the metrics: refusals not counted

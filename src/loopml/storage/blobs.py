@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import io
-import itertools
 import logging
 import os
 import posixpath
@@ -351,6 +350,37 @@ class BlobStore:
         digest, size = _pump(io.BytesIO(data).read, None)
         return self._put_remote(digest, size, lambda key: self._fs.pipe_file(key, data))
 
+    def staging_folder(self) -> str | None:
+        """A folder for files that :meth:`put_verified_file` will take over: inside a local
+        store (the same filesystem, so taking a file over is a rename and its bytes are
+        written once), or ``None`` for an object store (any local folder will do)."""
+        if not self._local:
+            return None
+        folder = os.path.join(self._root, "tmp", "uploads")
+        with self._guard("creating the staging folder"):
+            os.makedirs(folder, exist_ok=True)
+        return folder
+
+    def put_verified_file(self, path: str | os.PathLike[str], ref: BlobRef) -> BlobRef:
+        """Store the local file ``path``, whose digest and size the caller computed while
+        writing it (the tracking server hashes an upload as it arrives), without hashing it
+        again. On a local store the file is flushed and renamed into place, so it must be in
+        :meth:`staging_folder`; on an object store it is uploaded. Either way ``path`` is gone
+        afterwards. Returns ``ref``.
+        """
+        path = os.fspath(path)
+        try:
+            if not self._local:
+                return self._put_remote(
+                    ref.digest, ref.size, lambda key: self._fs.put_file(path, key)
+                )
+            with self._guard("writing a blob"), open(path, "rb+") as out:
+                os.fsync(out.fileno())
+            self._commit_local(path, ref.digest)
+            return ref
+        finally:
+            _remove_quietly(path)
+
     def _put_local(self, reader: BinaryIO) -> BlobRef:
         """Copy ``reader`` into a temporary file while hashing it, then rename it into place."""
         tmp_dir = os.path.join(self._root, "tmp")
@@ -438,7 +468,9 @@ class BlobStore:
                 if progress is not None:
                     progress(refs[-1].size)
             return refs
-        batch = _LocalBatch(self, on_stored)
+        from loopml.storage._local_batch import LocalBatch
+
+        batch = LocalBatch(self, on_stored)
         refs = [batch.put(os.fspath(path), progress) for path in paths]
         if batch.written:
             with self._guard("flushing blobs to disk"):
@@ -510,6 +542,47 @@ class BlobStore:
             self._note_mismatch(digest, actual, attempt)
         raise self._corrupted(digest, actual)
 
+    def open_verified(self, digest: str) -> BinaryIO:
+        """The blob ``digest`` as an open binary file at offset 0, verified before it is
+        returned, so a caller can stream it knowing every byte is right.
+
+        On a local store it is the stored object itself, hashed first with plain reads (no
+        memory map, so the pages read are not charged to the process); on an object store it
+        is an anonymous temporary file filled while hashing. A mismatch is retried once.
+
+        Raises:
+            ArtifactNotFoundError: No blob with this digest is stored.
+            IntegrityError: The stored bytes do not match the digest (twice).
+        """
+        key = self._object_path(digest)
+        actual = ""
+        for attempt in range(1, _FETCH_ATTEMPTS + 1):
+            file, actual = self._hashed_copy(key, digest)
+            if actual == digest:
+                file.seek(0)
+                return file
+            file.close()
+            self._note_mismatch(digest, actual, attempt)
+        raise self._corrupted(digest, actual)
+
+    def _hashed_copy(self, key: str, digest: str) -> tuple[BinaryIO, str]:
+        """An open file with the object's bytes (the object itself on a local store) and
+        the digest they hash to."""
+        if self._local:
+            file = self._open_object(key, digest)
+            try:
+                return file, self._pump_object(file, None)[0]
+            except BaseException:
+                file.close()
+                raise
+        spool = tempfile.TemporaryFile(prefix="loopml-get-")  # noqa: SIM115 - returned open
+        try:
+            with self._open_object(key, digest) as source:
+                return spool, self._pump_object(source, spool.write)[0]
+        except BaseException:
+            spool.close()
+            raise
+
     def get_files(
         self,
         items: Sequence[tuple[str, str | os.PathLike[str]]],
@@ -522,9 +595,11 @@ class BlobStore:
         files, not the store), small blobs read whole, large ones copied by the kernel and
         hashed through a memory map. Each file still appears only once verified.
         """
+        from loopml.storage._local_batch import LocalBatch
+
         for digest, dest in items:
             if self._local:
-                size = _LocalBatch(self).get(digest, os.path.abspath(os.fspath(dest)))
+                size = LocalBatch(self).get(digest, os.path.abspath(os.fspath(dest)))
             else:
                 size = self.get_file(digest, dest)
             if progress is not None:
@@ -585,7 +660,9 @@ class BlobStore:
             self._fs.invalidate_cache(key)
             return self._fs.open(key, "rb", block_size=CHUNK_SIZE, cache_type="none")
 
-    def _pump_object(self, source: BinaryIO, write: Callable[[bytes], object]) -> tuple[str, int]:
+    def _pump_object(
+        self, source: BinaryIO, write: Callable[[bytes], object] | None
+    ) -> tuple[str, int]:
         """Stream an open object into ``write``; return the actual digest and size."""
         read = self._guarded(lambda: source.read(CHUNK_SIZE), "reading a blob")
         return _pump(read, write)
@@ -660,109 +737,3 @@ class BlobStore:
             f"Blob store {self._shown_uri} is unavailable ({action}): {detail}",
             uri=self._shown_uri,
         )
-
-
-_names = itertools.count()
-
-
-class _LocalBatch:
-    """Moves files into and out of a local blob folder without a flush per file."""
-
-    def __init__(
-        self, store: BlobStore, on_stored: Callable[[BlobRef], object] | None = None
-    ) -> None:
-        self._store = store
-        self._on_stored = on_stored
-        self._tmp_dir = os.path.join(store._root, "tmp")
-        self._folders: set[str] = set()
-        self.written = 0
-
-    def _temp_path(self, folder: str, prefix: str) -> str:
-        return os.path.join(folder, f"{prefix}{os.getpid()}-{next(_names)}.part")
-
-    def _ensure_folder(self, folder: str) -> None:
-        if folder not in self._folders:
-            os.makedirs(folder, exist_ok=True)
-            self._folders.add(folder)
-
-    def put(self, path: str, progress: Callable[[int], object] | None) -> BlobRef:
-        """Store one file; returns its reference."""
-        store = self._store
-        with store._guard("storing a blob"):
-            self._ensure_folder(self._tmp_dir)
-            tmp = self._temp_path(self._tmp_dir, "put-")
-            try:
-                ref = self._stage(path, tmp, progress)
-                final = store._object_path(ref.digest)
-                if self._stored(final, ref.size):
-                    _remove_quietly(tmp)
-                else:
-                    self._ensure_folder(os.path.dirname(final))
-                    os.replace(tmp, final)
-                    self.written += 1
-                    if self._on_stored is not None:
-                        self._on_stored(ref)
-            except BaseException:
-                _remove_quietly(tmp)
-                raise
-        return ref
-
-    def _stage(self, path: str, tmp: str, progress: Callable[[int], object] | None) -> BlobRef:
-        """Copy ``path`` to ``tmp`` and hash what was copied (small files: in memory).
-        ``progress`` gets the bytes copied, in steps for a large file."""
-        with _open_source(path) as source:
-            size = os.fstat(source.fileno()).st_size
-            if size <= SMALL_FILE_SIZE:
-                data = source.read()
-                with open(tmp, "xb") as out:
-                    out.write(data)
-                if progress is not None:
-                    progress(len(data))
-                return BlobRef(digest_bytes(data), len(data))
-            with open(tmp, "xb") as out:
-                _kernel_copy(source, out, progress)
-        digest, size = hash_file(tmp)
-        return BlobRef(digest, size)
-
-    @staticmethod
-    def _stored(final: str, size: int) -> bool:
-        """True if the object is already there with the right size (a short object, left by
-        a crash before the data reached the disk, is replaced)."""
-        try:
-            return os.stat(final).st_size == size
-        except FileNotFoundError:
-            return False
-
-    def get(self, digest: str, dest: str) -> int:
-        """Write one verified blob to ``dest``; returns its size."""
-        store = self._store
-        source = store._object_path(digest)
-        actual = ""
-        for attempt in range(1, _FETCH_ATTEMPTS + 1):
-            folder = os.path.dirname(dest)
-            self._ensure_folder(folder)
-            tmp = self._temp_path(folder, ".loopml-get-")
-            try:
-                with store._guard("reading a blob", digest=digest):
-                    actual, size = self._copy_out(source, tmp)
-                if actual == digest:
-                    os.replace(tmp, dest)
-                    return size
-            except BaseException:
-                _remove_quietly(tmp)
-                raise
-            _remove_quietly(tmp)
-            store._note_mismatch(digest, actual, attempt)
-        raise store._corrupted(digest, actual)
-
-    @staticmethod
-    def _copy_out(source: str, tmp: str) -> tuple[str, int]:
-        with open(source, "rb") as reader:
-            if os.fstat(reader.fileno()).st_size <= SMALL_FILE_SIZE:
-                data = reader.read()
-                with open(tmp, "xb") as out:
-                    out.write(data)
-                return digest_bytes(data), len(data)
-            with open(tmp, "xb") as out:
-                _kernel_copy(reader, out)
-        return hash_file(tmp)

@@ -5,21 +5,23 @@
 path; every route takes it as a ``{digest:path}``-style segment, so that ``../x``,
 ``..%2f`` or a NUL byte reach that check and get a 400 JSON error instead of another route.
 
-* ``PUT`` (an upload, ``application/octet-stream``): the body is streamed to a temporary file
-  (``loopml-upload-*`` in the system temp folder: set ``TMPDIR`` to a disk with room) while
-  it is hashed and counted, written a megabyte at a time from a worker thread, so neither the
-  body nor the event loop is ever held. Past ``max_upload_bytes`` the upload stops there
-  with 413 (Content-Length is not trusted: bytes are counted as they arrive). Bytes that do
-  not hash to the digest in the URL are refused with 400 ``DATA_CORRUPTED``. Only verified
-  bytes are handed to the server's blob store (``put_file``: atomic, deduplicated); the
-  temporary file is removed whatever happens, so a refused or cut-off upload leaves nothing.
-* ``GET``: the blob store copies the object to a private temporary file, verifying its hash
-  on the way (``get_files``: a kernel copy plus a memory-mapped hash on a local store), the
-  file is unlinked as soon as it is open, and the response streams it a megabyte at a time
-  with its Content-Length. A corrupted object is therefore refused (500 ``DATA_CORRUPTED``)
-  before the first byte is sent, and the client verifies what it receives once more. The
-  cost is a second copy of the bytes on the server's disk; the benefit is that only public
-  blob-store calls are used and nothing is ever read whole into memory.
+* ``PUT`` (an upload, ``application/octet-stream``): the body is written to a partial file
+  (see :mod:`loopml.server._uploads`) while it is hashed and counted, a megabyte at a time
+  from a worker thread, so neither the body nor the event loop is ever held. Past
+  ``max_upload_bytes`` the upload stops there with 413 (Content-Length is not trusted: bytes
+  are counted as they arrive). Bytes that do not hash to the digest in the URL are refused
+  with 400 ``DATA_CORRUPTED``. Only verified bytes are handed to the blob store
+  (``put_verified_file``: on a local store a rename, so the bytes are written once); a
+  refused upload leaves nothing. An interrupted one keeps its partial file: ``GET
+  .../upload`` says how many bytes the server holds and ``PUT ...?offset=N`` continues there
+  (RELIABILITY L4: a 2 GB upload cut off at 1.9 GB sends 100 MB more, not 2 GB).
+* ``GET``: the blob store hands over the object verified and open (``open_verified``: on a
+  local store the object itself, hashed with plain reads first; on an object store a
+  temporary copy), and the response streams it a megabyte at a time with its
+  Content-Length. A corrupted object is therefore refused (500 ``DATA_CORRUPTED``) before
+  the first byte is sent, and the client verifies what it receives once more. Nothing is
+  read whole into memory or memory-mapped, so the server's resident memory does not grow
+  with the file.
 * ``GET .../exists``, ``GET .../size`` and ``POST /blobs/which-exist`` (a JSON list of
   digests, answered with those present) let a client upload only what is missing.
 
@@ -37,17 +39,17 @@ Access: reading needs ``READER``; uploading blobs and recording artifacts needs 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
 import os
-import shutil
-import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
-import blake3
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -57,12 +59,14 @@ from starlette.requests import ClientDisconnect
 from loopml.entities import ArtifactInfo
 from loopml.errors import (
     ArtifactNotFoundError,
+    ConflictError,
     IntegrityError,
     LoopmlError,
     StoreUnavailableError,
 )
+from loopml.server._uploads import PartialUpload
 from loopml.server.deps import Role, allow, store_of
-from loopml.storage.blobs import DIGEST_PREFIX, BlobRef, BlobStore, validate_digest
+from loopml.storage.blobs import BlobRef, BlobStore, validate_digest
 from loopml.storage.paths import validate_artifact_path
 from loopml.storage.rest.wire import to_wire
 from loopml.storage.validation import validate_run_id
@@ -81,6 +85,8 @@ _OCTETS = "application/octet-stream"
 _SPOOL_STEP = 1024 * 1024
 #: bytes read from disk per chunk of a download
 _SEND_STEP = 1024 * 1024
+#: seconds an upload waits for another request on the same digest to let go of it
+_LOCK_WAIT = 10.0
 _DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
@@ -160,50 +166,6 @@ def _blob_errors(digest: str, action: str) -> Iterator[None]:
 # ---------------------------------------------------------------------------- uploads
 
 
-class _Spool:
-    """A temporary file that an upload is written to while it is hashed and counted."""
-
-    def __init__(self) -> None:
-        fd, self.path = tempfile.mkstemp(prefix="loopml-upload-", suffix=".part")
-        self._file = os.fdopen(fd, "wb")
-        self._hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
-        self._pending = bytearray()
-        self.size = 0
-
-    async def add(self, chunk: bytes) -> None:
-        self._pending += chunk
-        self.size += len(chunk)
-        if len(self._pending) >= _SPOOL_STEP:
-            data, self._pending = bytes(self._pending), bytearray()
-            await run_in_threadpool(self._write, data)
-
-    async def finish(self) -> str:
-        """Write what is left, close the file and return the digest of everything added."""
-        data, self._pending = bytes(self._pending), bytearray()
-        await run_in_threadpool(self._close, data)
-        return DIGEST_PREFIX + self._hasher.hexdigest()
-
-    def _write(self, data: bytes) -> None:
-        self._hasher.update(data)
-        self._file.write(data)
-
-    def _close(self, data: bytes) -> None:
-        self._write(data)
-        self._file.close()
-
-    def discard(self) -> None:
-        """Close and remove the file, whatever state it is in."""
-        with contextlib.suppress(OSError):
-            self._file.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(self.path)
-
-
-def _new_spool(digest: str) -> _Spool:
-    with _blob_errors(digest, "receiving"):
-        return _Spool()
-
-
 def _too_large(limit: int) -> JSONResponse:
     return _error(
         413,
@@ -214,31 +176,105 @@ def _too_large(limit: int) -> JSONResponse:
     )
 
 
-def _store_spooled(blobs: BlobStore, path: str, digest: str) -> BlobRef:
-    with _blob_errors(digest, "storing"):
-        return blobs.put_file(path)
+def _start_upload(upload: PartialUpload, offset: int) -> None:
+    with _blob_errors(upload.digest, "receiving"):
+        upload.start(offset)
+
+
+def _store_upload(blobs: BlobStore, upload: PartialUpload, actual: str) -> BlobRef:
+    with _blob_errors(upload.digest, "storing"):
+        return blobs.put_verified_file(upload.path, BlobRef(actual, upload.size))
+
+
+async def _locked(upload: PartialUpload) -> bool:
+    """Wait (a little) for the digest's lock: a client continuing an upload may arrive
+    before the server has noticed that its previous connection is gone."""
+    deadline = time.monotonic() + _LOCK_WAIT
+    while not await run_in_threadpool(upload.try_lock):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _receive(request: Request, upload: PartialUpload, limit: int) -> JSONResponse | None:
+    """Write the body to the partial file, a megabyte at a time from a worker thread; a
+    413 response once the blob passes ``limit`` bytes."""
+    pending = bytearray()
+    async for chunk in request.stream():
+        if upload.size + len(pending) + len(chunk) > limit:
+            return _too_large(limit)
+        pending += chunk
+        if len(pending) >= _SPOOL_STEP:
+            data, pending = bytes(pending), bytearray()
+            await run_in_threadpool(upload.write, data)
+    await run_in_threadpool(upload.write, bytes(pending))
+    return None
+
+
+@router.get(
+    "/blobs/{digest}/upload",
+    dependencies=_WRITE,
+    summary="How much of an interrupted upload the server holds",
+)
+async def upload_state(request: Request, digest: str) -> Any:
+    """Settled figures: an upload still being written is waited for (a little) first."""
+    digest = validate_digest(digest)
+    upload = request.app.state.uploads.upload(digest)
+    if not await _locked(upload):
+        return _busy(digest)
+    try:
+        state = await run_in_threadpool(_upload_state, store_of(request).blobs, upload)
+    finally:
+        upload.release(discard=upload.received() == 0)  # no lock file left behind for nothing
+    return state
+
+
+def _upload_state(blobs: BlobStore, upload: PartialUpload) -> dict[str, Any]:
+    with _blob_errors(upload.digest, "checking"):
+        stored = blobs.exists(upload.digest)
+        offset = 0 if stored else upload.received()
+    return {"digest": upload.digest, "stored": stored, "offset": offset}
+
+
+def _busy(digest: str) -> JSONResponse:
+    return _error(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "STORE_UNAVAILABLE",
+        f"Another upload of {digest} is in progress; try again shortly.",
+        digest=digest,
+    )
 
 
 @router.put(
     "/blobs/{digest:path}",
     dependencies=_WRITE,
-    summary="Upload a blob (verified against its digest)",
+    summary="Upload a blob, or continue an interrupted upload (verified against its digest)",
     openapi_extra={
         "requestBody": {"required": True, "content": {_OCTETS: {"schema": {"type": "string"}}}}
     },
 )
-async def put_blob(request: Request, digest: str) -> Any:
+async def put_blob(
+    request: Request,
+    digest: str,
+    offset: int = Query(
+        0, ge=0, le=2**62, description="Continue at this byte (GET .../upload tells it)."
+    ),
+) -> Any:
     digest = validate_digest(digest)
     limit: int = request.app.state.config.max_upload_bytes
     blobs = store_of(request).blobs
-    spool = await run_in_threadpool(_new_spool, digest)
+    upload = request.app.state.uploads.upload(digest)
+    if not await _locked(upload):
+        return _busy(digest)
+    keep = False
     try:
+        await run_in_threadpool(_start_upload, upload, offset)
         with _blob_errors(digest, "receiving"):
-            async for chunk in request.stream():
-                if spool.size + len(chunk) > limit:
-                    return _too_large(limit)
-                await spool.add(chunk)
-            actual = await spool.finish()
+            refusal = await _receive(request, upload, limit)
+            if refusal is not None:
+                return refusal
+            actual = await run_in_threadpool(upload.finish)
         if actual != digest:
             return _error(
                 status.HTTP_400_BAD_REQUEST,
@@ -246,18 +282,27 @@ async def put_blob(request: Request, digest: str) -> Any:
                 f"The uploaded bytes hash to {actual}, not to {digest}; nothing was stored.",
                 digest=digest,
                 actual=actual,
-                size=spool.size,
+                size=upload.size,
             )
-        ref = await run_in_threadpool(_store_spooled, blobs, spool.path, digest)
+        ref = await run_in_threadpool(_store_upload, blobs, upload, actual)
+    except ConflictError:
+        keep = True  # the partial file belongs to the upload that can still continue
+        raise
     except ClientDisconnect:
-        logger.info("upload of blob %s interrupted by the client; nothing was stored", digest)
+        keep = True
+        logger.info(
+            "upload of blob %s interrupted at byte %d; kept for the client to continue",
+            digest,
+            upload.size,
+        )
         return _error(
             status.HTTP_400_BAD_REQUEST,
             "INVALID_ARGUMENT",
-            "The upload was interrupted; nothing was stored.",
+            "The upload was interrupted; the bytes received are kept for a continuation.",
+            offset=upload.size,
         )
     finally:
-        await run_in_threadpool(spool.discard)
+        await run_in_threadpool(partial(upload.release, discard=not keep))
     return {"digest": ref.digest, "size": ref.size}
 
 
@@ -265,16 +310,10 @@ async def put_blob(request: Request, digest: str) -> Any:
 
 
 def _fetch(blobs: BlobStore, digest: str) -> tuple[BinaryIO, int]:
-    """A verified copy of the blob, open for reading and already unlinked, and its size."""
-    folder = tempfile.mkdtemp(prefix="loopml-download-")
-    target = os.path.join(folder, "blob")
-    try:
-        with _blob_errors(digest, "reading"):
-            blobs.get_files([(digest, target)])
-        reader = open(target, "rb")  # noqa: SIM115 - closed by _send
-        return reader, os.fstat(reader.fileno()).st_size
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # the open file lives on until closed
+    """The blob, verified and open for reading, and its size."""
+    with _blob_errors(digest, "reading"):
+        reader = blobs.open_verified(digest)
+    return reader, os.fstat(reader.fileno()).st_size
 
 
 async def _send(reader: BinaryIO) -> AsyncIterator[bytes]:

@@ -27,6 +27,7 @@ import io
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -35,7 +36,12 @@ from urllib.parse import quote
 import httpx
 
 from loopml.entities import ArtifactInfo
-from loopml.errors import IntegrityError, InvalidArgumentError, StoreUnavailableError
+from loopml.errors import (
+    IntegrityError,
+    InvalidArgumentError,
+    LoopmlError,
+    StoreUnavailableError,
+)
 from loopml.storage.blobs import (
     DIGEST_PREFIX,
     BlobRef,
@@ -45,7 +51,7 @@ from loopml.storage.blobs import (
     validate_digest,
 )
 from loopml.storage.paths import local_path, validate_artifact_path
-from loopml.storage.rest.base import API_PREFIX, RestBase
+from loopml.storage.rest.base import API_PREFIX, RestBase, is_transient
 from loopml.storage.rest.wire import from_wire
 from loopml.storage.validation import validate_run_id
 
@@ -72,19 +78,26 @@ def _blob_path(digest: str) -> str:
 
 
 class _FileBody:
-    """An upload body read from ``source`` a megabyte at a time; iterating again (a retry)
-    starts again from the beginning, taking back the progress already reported."""
+    """An upload body read from ``source`` a megabyte at a time from byte ``offset``;
+    iterating again (a retry) starts again from there, taking back the progress reported."""
 
-    def __init__(self, source: BinaryIO, progress: Callable[[int], object] | None) -> None:
+    def __init__(
+        self, source: BinaryIO, progress: Callable[[int], object] | None, offset: int = 0
+    ) -> None:
         self._source = source
         self._progress = progress
+        self._offset = offset
         self._sent = 0
 
-    def __iter__(self) -> Iterator[bytes]:
+    def take_back(self) -> None:
+        """Report the bytes sent so far as not sent (before a retry)."""
         if self._sent and self._progress is not None:
             self._progress(-self._sent)
         self._sent = 0
-        self._source.seek(0)
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.take_back()
+        self._source.seek(self._offset)
         while chunk := self._source.read(_STEP):
             self._sent += len(chunk)
             if self._progress is not None:
@@ -150,7 +163,7 @@ class RemoteBlobStore:
                     progress(ref.size)
                 continue
             with open(path, "rb") as source:
-                self._upload(ref, _FileBody(source, progress))
+                self._upload_file(ref, source, progress)
             present.add(ref.digest)
             if on_stored is not None:
                 on_stored(ref)
@@ -180,8 +193,56 @@ class RemoteBlobStore:
                 size += len(chunk)
             ref = BlobRef(DIGEST_PREFIX + hasher.hexdigest(), size)
             if not self.exists(ref.digest):
-                self._upload(ref, _FileBody(spool, None))
+                self._upload_file(ref, cast("BinaryIO", spool), None)
         return ref
+
+    def _upload_file(
+        self, ref: BlobRef, source: BinaryIO, progress: Callable[[int], object] | None
+    ) -> None:
+        """Upload a file, continuing where the server stopped when the connection breaks.
+
+        After a transient failure (server unreachable, 502-504), the server is asked how many
+        bytes of the blob it holds and the upload continues from there (with backoff, for up
+        to ``LOOPML_HTTP_RETRY_SECONDS``); if the server already stored the blob (the reply
+        was lost), nothing more is sent.
+        """
+        path = _blob_path(ref.digest)
+        deadline = time.monotonic() + self._rest.retry_seconds
+        offset, attempt = 0, 0
+        while True:
+            if progress is not None and offset:
+                progress(offset)
+            body = _FileBody(source, progress, offset)
+            try:
+                self._rest._call(
+                    "PUT",
+                    path,
+                    params={"offset": offset} if offset else None,
+                    content=cast("Iterator[bytes]", body),
+                    headers={**_OCTETS, "Content-Length": str(ref.size - offset)},
+                    idempotent=False,
+                )
+                break
+            except LoopmlError as exc:
+                body.take_back()
+                if progress is not None and offset:
+                    progress(-offset)
+                if not is_transient(exc) or time.monotonic() >= deadline:
+                    raise
+                logger.info("Upload of blob %s interrupted (%s); continuing", ref.digest, exc)
+            attempt += 1
+            self._rest.sleep(attempt, deadline)
+            state = self._rest._call("GET", path + "/upload")
+            if state.get("stored"):
+                if progress is not None:
+                    progress(ref.size)
+                break
+            held = state.get("offset")
+            offset = held if isinstance(held, int) and 0 <= held <= ref.size else 0
+            logger.info(
+                "Continuing the upload of blob %s at byte %d of %d", ref.digest, offset, ref.size
+            )
+        logger.debug("Uploaded blob %s (%d bytes) to %s", ref.digest, ref.size, self.uri)
 
     def _upload(self, ref: BlobRef, body: bytes | Iterable[bytes]) -> None:
         headers = {**_OCTETS, "Content-Length": str(ref.size)}

@@ -26,13 +26,19 @@ import httpx
 from loopml._version import __version__
 from loopml.errors import LoopmlError, StoreUnavailableError, error_class_for_code
 
-__all__ = ["API_PREFIX", "RestBase"]
+__all__ = ["API_PREFIX", "RestBase", "is_transient"]
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 _RETRY_STATUS = frozenset({502, 503, 504})
 _DEFAULT_RETRY_SECONDS = 120.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for a failure worth retrying: the server could not be reached, or answered 502,
+    503 or 504 (restarting, overloaded, behind a proxy that lost it)."""
+    return bool(getattr(exc, "transient", False))
 
 
 def _error_from(response: httpx.Response) -> LoopmlError:
@@ -49,6 +55,7 @@ def _error_from(response: httpx.Response) -> LoopmlError:
         )
     cls = error_class_for_code(code)
     error = cls.__new__(cls)
+    error.transient = response.status_code in _RETRY_STATUS  # type: ignore[attr-defined]
     LoopmlError.__init__(error, message, **(details if isinstance(details, dict) else {}))
     for name, value in details.items() if isinstance(details, dict) else ():
         if not hasattr(error, name):
@@ -87,6 +94,11 @@ class RestBase:
     @property
     def uri(self) -> str:
         return self._base
+
+    @property
+    def retry_seconds(self) -> float:
+        """How long idempotent calls are retried for."""
+        return self._retry_seconds
 
     def close(self) -> None:
         self._http.close()
@@ -142,7 +154,7 @@ class RestBase:
                 if time.monotonic() >= deadline:
                     raise self._unreachable(exc) from exc
             attempt += 1
-            self._sleep(attempt, deadline)
+            self.sleep(attempt, deadline)
 
     def _send(
         self,
@@ -181,15 +193,18 @@ class RestBase:
                     raise _error_from(response)
                 logger.info("loopml server answered %d; retrying", response.status_code)
             attempt += 1
-            self._sleep(attempt, deadline)
+            self.sleep(attempt, deadline)
 
     @staticmethod
-    def _sleep(attempt: int, deadline: float) -> None:
+    def sleep(attempt: int, deadline: float) -> None:
+        """Back off before retry number ``attempt`` (never past ``deadline``)."""
         delay = min(5.0, 0.1 * 2**attempt) * (0.5 + random.random())
         time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
 
     def _unreachable(self, exc: Exception) -> StoreUnavailableError:
-        return StoreUnavailableError(
+        error = StoreUnavailableError(
             f"The loopml server at {self._base} could not be reached: {type(exc).__name__}: {exc}",
             uri=self._base,
         )
+        error.transient = True  # type: ignore[attr-defined]
+        return error

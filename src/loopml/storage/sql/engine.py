@@ -128,9 +128,9 @@ class SqlEngine:
 
     def _unavailable(self, exc: OperationalError) -> StoreUnavailableError:
         url = self.engine.url.render_as_string(hide_password=True)
+        reason = (str(exc.orig).strip().splitlines() or ["unknown error"])[0]
         return StoreUnavailableError(
-            f"The metadata store at {url} failed: {str(exc.orig).strip().splitlines()[0]}",
-            uri=url,
+            f"The metadata store at {url} failed: {reason}", uri=url, reason=reason
         )
 
     def dispose(self) -> None:
