@@ -6,10 +6,10 @@ over a SQLite database and a blob folder, and drives it from client subprocesses
 loopml as a user would. Marked ``slow``: about a minute and a half on 2 cores.
 
 * F4: the server is killed (``SIGKILL``) while a training loop logs metrics through the
-  fluent API and comes back on the same port and store ~8 s later (the issue says 60 s;
-  8 s keeps the suite fast and exercises the same path: the buffer keeps the points, the
-  flusher's requests are retried with backoff for ``LOOPML_HTTP_RETRY_SECONDS``). The loop
-  never sees an exception; every point sent is stored exactly once.
+  fluent API and comes back on the same port and store 60 s later (the buffer keeps the
+  points, the flusher's requests are retried with backoff for
+  ``LOOPML_HTTP_RETRY_SECONDS``). The loop never sees an exception; every point sent is
+  stored exactly once.
 * F1: ``kill -9`` of the server at seeded random moments (6 times) while one client logs
   metric batches, uploads artifacts and registers model versions at once. After each kill:
   ``PRAGMA integrity_check`` is ok; every batch is wholly there or wholly absent (its points
@@ -50,6 +50,8 @@ import psutil
 import pytest
 
 from loopml import models
+from loopml.entities import Metric
+from loopml.errors import LoopmlError, StoreUnavailableError
 from loopml.server.factory import APP_ENV, encode_options
 from loopml.storage.blobs import BlobStore
 from loopml.storage.rest import RestStore
@@ -80,7 +82,8 @@ class Server:
         self.root = root
         self.db = root / "meta.db"
         self.blobs = root / "blobs"
-        self.spool = root / "spool"  # TMPDIR: where uploads are spooled
+        self.spool = root / "spool"  # TMPDIR: nothing should be left there
+        self.uploads = self.blobs / "tmp" / "uploads"  # partial uploads
         self.spool.mkdir(parents=True, exist_ok=True)
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -196,15 +199,20 @@ TRAINING = """
 """
 
 
-def test_f4_a_server_down_for_seconds_loses_no_metric(server: Server) -> None:
-    count = 3_000
+#: how long the server stays down in the F4 test (RELIABILITY F4 says 60 s)
+F4_DOWN = 60.0
+
+
+def test_f4_a_server_down_for_a_minute_loses_no_metric(server: Server) -> None:
+    period = 0.004
+    count = int((F4_DOWN + 8) / period)  # the loop is still logging when the server is back
     server.start()
     client = _client(
         TRAINING,
         str(count),
-        "0.004",
+        str(period),
         LOOPML_TRACKING_URI=server.url,
-        LOOPML_HTTP_RETRY_SECONDS="60",
+        LOOPML_HTTP_RETRY_SECONDS=str(2 * F4_DOWN),
     )
     assert client.stdout is not None
     run_id = client.stdout.readline().strip()
@@ -212,14 +220,14 @@ def test_f4_a_server_down_for_seconds_loses_no_metric(server: Server) -> None:
     time.sleep(2.0)
     server.kill()
     down_since = time.monotonic()
-    time.sleep(8.0)
+    time.sleep(F4_DOWN)
     assert client.poll() is None, "the training loop stopped while the server was down"
     server.start()  # the same port and store
-    out, err = client.communicate(timeout=120)
+    out, err = client.communicate(timeout=240)
     assert client.returncode == 0, err
     assert out.split() == ["logged", "ended"], (out, err)
     assert "Traceback" not in err, err
-    assert time.monotonic() - down_since > 8.0
+    assert time.monotonic() - down_since > F4_DOWN
     store = server.store()
     try:
         history = store.get_metric_history(run_id, "loss")
@@ -385,17 +393,108 @@ def test_f1_kill_9_during_batches_uploads_and_registrations(server: Server, tmp_
         assert _integrity(server.db) == "ok"
         server.start()
         _check_after_kill(server, run_id, acked, checked, tmp_path)
-    leftovers = [p.name for p in server.spool.iterdir()]
+    leftovers = [p.name for p in server.uploads.glob("*.part")]
     print(
         f"F1: {len(acked['batch'])} batches, {len(acked['artifact'])} artifacts and "
         f"{len(acked['version'])} versions acknowledged over 6 kills; {len(checked)} things "
-        f"verified; spool files left by the kills: {len(leftovers)}"
+        f"verified; partial uploads kept for a continuation: {len(leftovers)}"
     )
     # every worker stopped because the server went away, never on another error
     assert {stop.split()[1] for stop in stops} == {"StoreUnavailableError"}, stops
     assert len(acked["batch"]) >= 6
     assert len(acked["artifact"]) >= 3
     assert len(acked["version"]) >= 1
+
+
+MIGRATOR = """
+    import sys
+    from loopml.storage.blobs import BlobStore
+    from loopml.storage.sql import SqlStore
+
+    import alembic.command, alembic.autogenerate  # noqa: F401 - imported before go
+    print("go", flush=True)
+    SqlStore(sys.argv[1], BlobStore(sys.argv[2])).close()  # as the server opens its store
+    print("done", flush=True)
+"""
+
+
+def _at_revision(url: str, revision: str) -> None:
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from loopml.storage.sql.migrate import _alembic_config
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        command.upgrade(_alembic_config(conn), revision)
+        conn.commit()
+    engine.dispose()
+
+
+def _tables(db: Path) -> tuple[str | None, set[str]]:
+    with sqlite3.connect(db) as conn:
+        names = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        revision = None
+        if "loopml_alembic_version" in names:
+            row = conn.execute("SELECT version_num FROM loopml_alembic_version").fetchone()
+            revision = row[0] if row else None
+    return revision, names
+
+
+def test_f1_kill_9_during_a_database_migration(tmp_path: Path) -> None:
+    """30 kills at seeded random moments of an upgrade from the first schema revision: each
+    time the schema is at one revision exactly (every table of it, none of a later one), the
+    data is intact, and opening the store afterwards finishes the upgrade."""
+    from loopml.storage.sql.migrations import HEAD
+
+    revisions = ["0001", "0002", "0003", "0004"]
+    assert revisions[-1] == HEAD
+    expected: dict[str | None, set[str]] = {}
+    for revision in revisions:
+        reference = tmp_path / f"ref-{revision}.db"
+        _at_revision(f"sqlite:///{reference}", revision)
+        expected[revision] = _tables(reference)[1]
+    seed = tmp_path / "seed.db"
+    _at_revision(f"sqlite:///{seed}", "0001")
+    with sqlite3.connect(seed) as conn:  # data written by the first release
+        conn.execute(
+            "INSERT INTO experiments (name, description, lifecycle_stage, creation_time,"
+            " last_update_time) VALUES ('kept', '', 'active', 0, 0)"
+        )
+    rng = random.Random(20261127)
+    seen: dict[str | None, int] = {}
+    durations = []
+    for attempt in range(30):
+        db = tmp_path / f"m{attempt}.db"
+        db.write_bytes(seed.read_bytes())
+        url = f"sqlite:///{db}"
+        migrator = _client(MIGRATOR, url, str(tmp_path / "blobs"))
+        assert migrator.stdout is not None
+        assert migrator.stdout.readline().strip() == "go", migrator.communicate()
+        started = time.monotonic()
+        if attempt < 3:  # measure a whole upgrade first
+            out, err = migrator.communicate(timeout=60)
+            assert "done" in out, err
+            durations.append(time.monotonic() - started)
+        else:
+            time.sleep(rng.uniform(0, 1.2 * max(durations)))
+            migrator.kill()
+            migrator.communicate(timeout=30)
+        assert _integrity(db) == "ok"
+        revision, names = _tables(db)
+        seen[revision] = seen.get(revision, 0) + 1
+        assert revision in expected, revision
+        assert names == expected[revision], (revision, names ^ expected[revision])
+        store = SqlStore(url, BlobStore(str(tmp_path / "blobs")))  # finishes the upgrade
+        try:
+            assert [e.name for e in store.list_experiments()] == ["kept"]
+        finally:
+            store.close()
+        assert _tables(db) == (HEAD, expected[HEAD])
+    print(f"F1 migration: upgrade takes {max(durations) * 1000:.0f} ms; revisions at kill {seen}")
+    assert len(seen) >= 2  # the kills landed at more than one point of the upgrade
 
 
 # ---------------------------------------------------------------------------- L1
@@ -459,39 +558,23 @@ def _rss(pids: list[int]) -> int:
     return total
 
 
-def _anon(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("RssAnon:"):
-                    total += int(line.split()[1]) * 1024
-    return total
-
-
 def test_l4_a_200_mb_artifact_streams_through_the_server(server: Server, tmp_path: Path) -> None:
-    """Up and down, verified; the server's anonymous memory grows by < 100 MB."""
+    """Up and down, verified; the server's resident memory grows by < 100 MB."""
     size = 200 * 1024 * 1024
     source = tmp_path / "big.bin"
-    with open(source, "wb") as out:
-        block = os.urandom(4 * 1024 * 1024)
-        for _ in range(size // len(block)):
-            out.write(block[1:] + os.urandom(1))  # no two blocks alike
+    _random_file(source, size)
     server.start()
     pids = server.pids()
     remote = RestStore(server.url, retry_seconds=0, timeout=120)
     run_id = remote.create_run(remote.create_experiment("l4").experiment_id).run_id
     idle = _rss(pids)
     peak = idle
-    idle_anon = _anon(pids)
-    peak_anon = idle_anon
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak, peak_anon
+        nonlocal peak
         while not done.is_set():
             peak = max(peak, _rss(pids))
-            peak_anon = max(peak_anon, _anon(pids))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample)
@@ -509,14 +592,160 @@ def test_l4_a_200_mb_artifact_streams_through_the_server(server: Server, tmp_pat
     finished = time.monotonic()
     assert info.size == size
     assert _sha256(back) == _sha256(source)
-    growth, anon_growth = peak - idle, peak_anon - idle_anon
+    growth = peak - idle
     print(
         f"L4: 200 MB up in {uploaded - started:.1f} s, down in {finished - uploaded:.1f} s; "
-        f"server RSS {idle / 2**20:.0f} MB idle, +{growth / 2**20:.0f} MB at peak; "
-        f"anonymous {idle_anon / 2**20:.0f} MB idle, +{anon_growth / 2**20:.0f} MB at peak"
+        f"server RSS {idle / 2**20:.0f} MB idle, +{growth / 2**20:.0f} MB at peak"
     )
-    # RSS also counts the blob file's pages while blake3 hashes it through a memory map
-    # (file-backed and reclaimable: it grows with the file); what the server holds itself is
-    # its anonymous memory, which must not grow with the file
-    assert anon_growth < 100 * 1024**2
-    assert list(server.spool.iterdir()) == []  # the upload's spool file is gone
+    # nothing is read whole or memory-mapped: the server's RSS does not grow with the file
+    assert growth < 100 * 1024**2
+    assert list(server.spool.iterdir()) == []  # no temporary copy left
+    assert list(server.uploads.iterdir()) == []  # no partial upload left
+
+
+def _random_file(path: Path, size: int) -> None:
+    with open(path, "wb") as out:
+        block = os.urandom(4 * 1024 * 1024)
+        for _ in range(size // len(block)):
+            out.write(block[1:] + os.urandom(1))  # no two blocks alike
+
+
+UPLOADER = """
+    import logging, sys
+    import loopml
+
+    logging.basicConfig(level=logging.INFO, format="%(name)s %(message)s")
+    with loopml.start_run(experiment="l4") as run:
+        print(run.run_id, flush=True)
+        loopml.log_artifact(sys.argv[1])
+    print("done", flush=True)
+"""
+
+
+def test_l4_an_upload_cut_by_a_server_kill_continues_where_it_stopped(
+    server: Server, tmp_path: Path
+) -> None:
+    size = 400 * 1024 * 1024
+    source = tmp_path / "big.bin"
+    _random_file(source, size)
+    server.start()
+    client = _client(
+        UPLOADER,
+        str(source),
+        LOOPML_TRACKING_URI=server.url,
+        LOOPML_HTTP_RETRY_SECONDS="90",
+    )
+
+    def partial_size() -> int:
+        return sum(p.stat().st_size for p in server.uploads.glob("*.part"))
+
+    deadline = time.monotonic() + 120
+    while partial_size() < size // 4:
+        assert client.poll() is None, client.communicate()
+        assert time.monotonic() < deadline, "the upload never got going"
+        time.sleep(0.005)
+    server.kill()
+    held = partial_size()
+    time.sleep(2)
+    server.start()
+    out, err = client.communicate(timeout=300)
+    assert client.returncode == 0, err
+    assert "Traceback" not in err, err
+    run_id = out.split()[0]
+    resumed = [line for line in err.splitlines() if "Continuing the upload" in line]
+    assert resumed, err
+    offset = int(resumed[-1].split(" at byte ")[1].split()[0])
+    print(f"L4 resume: killed with {held / 2**20:.0f} MB received; continued at {offset:,}")
+    assert 0 < offset <= held  # not sent again from the start
+    store = server.store()
+    try:
+        (info,) = store.list_artifacts(run_id)
+        back = tmp_path / "back.bin"
+        store.get_artifact(run_id, info.path, back)
+    finally:
+        store.close()
+    assert _sha256(back) == _sha256(source)
+    assert list(server.uploads.glob("*.part")) == []
+
+
+# ---------------------------------------------------------------------------- F3
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MB tmpfs (root only; skipped where mounting is not allowed)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_f3_a_full_disk_refuses_writes_clearly_and_keeps_serving_reads(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    server = Server(small_disk / "server")
+    server.start()
+    remote = RestStore(server.url, retry_seconds=0, timeout=60)
+    try:
+        run_id = remote.create_run(remote.create_experiment("f3").experiment_id).run_id
+        before = tmp_path / "before.txt"
+        before.write_text("stored before the disk filled up")
+        remote.put_artifact(run_id, "before.txt", before)
+        remote.log_batch(run_id, metrics=[Metric("loss", 0.5, 1000, 0)])
+
+        # an upload larger than the disk: 507, and nothing left behind
+        big = tmp_path / "big.bin"
+        _random_file(big, 96 * 1024 * 1024)
+        with pytest.raises(StoreUnavailableError, match="disk is full") as refused:
+            remote.put_artifact(run_id, "big.bin", big)
+        assert server.root.as_posix() not in str(refused.value)
+        assert list(server.uploads.iterdir()) == []
+        assert list(server.spool.iterdir()) == []
+
+        # fill what is left, then log metrics: a clear error, never a corrupted database
+        filler = small_disk / "filler"
+        with open(filler, "wb") as out, contextlib.suppress(OSError):
+            while True:
+                out.write(b"\0" * 1024 * 1024)
+                out.flush()
+        errors = []
+        for step in range(1, 200):
+            try:
+                remote.log_batch(
+                    run_id,
+                    metrics=[Metric(f"m{step}-{i}", float(i), 1000, step) for i in range(2000)],
+                )
+            except LoopmlError as exc:
+                errors.append(exc)
+                break
+        assert errors, "the disk never filled up"
+        assert isinstance(errors[0], StoreUnavailableError)
+        assert "disk is full" in str(errors[0])
+        assert "Traceback" not in str(errors[0])
+        assert server.root.as_posix() not in str(errors[0])
+        assert server.root.as_posix() not in repr(errors[0].details)
+
+        # reads still work
+        assert remote.get_run(run_id).info.run_id == run_id
+        back = tmp_path / "back.txt"
+        remote.get_artifact(run_id, "before.txt", back)
+        assert back.read_text() == "stored before the disk filled up"
+        assert httpx.get(server.url + "/health").status_code == 200
+
+        # room again: writes work again
+        filler.unlink()
+        remote.log_batch(run_id, metrics=[Metric("after", 1.0, 1000, 0)])
+    finally:
+        remote.close()
+        server.stop()
+    assert _integrity(server.db) == "ok"
+    print(f"F3: metric logging on a full disk gave {type(errors[0]).__name__}: {errors[0]}")
