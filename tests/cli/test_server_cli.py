@@ -99,3 +99,23 @@ def test_server_help_names_the_safe_default() -> None:
     ).stdout
     assert "127.0.0.1" in out
     assert "--workers" in out
+
+
+def test_auth_without_an_admin_token_says_how_to_make_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from loopml.cli.server import _warn_without_admin
+    from loopml.storage.uris import open_store
+
+    store_uri = str(tmp_path / "store")
+    _warn_without_admin(store_uri, None)
+    err = capsys.readouterr().err
+    assert "no admin token" in err
+    assert f"  LOOPML_TRACKING_URI={store_uri} loopml tokens create --name admin" in err
+    store = open_store(store_uri, None)
+    try:
+        store.create_token("boss", "admin")
+    finally:
+        store.close()
+    _warn_without_admin(store_uri, None)
+    assert capsys.readouterr().err == ""

@@ -8,6 +8,30 @@ import typer
 
 __all__ = ["server"]
 
+
+def _warn_without_admin(backend_store: str | None, artifacts: str | None) -> None:
+    """With --auth and no active admin token nobody can manage tokens through the server:
+    say how to make the first one (on this machine, against the store directly)."""
+    from rich.console import Console
+
+    from loopml.storage.uris import open_store
+
+    store = open_store(backend_store, artifacts)
+    try:
+        admins = [t for t in store.list_tokens() if t.role.value == "admin"]
+    finally:
+        store.close()
+    if not admins:
+        target = f"LOOPML_TRACKING_URI={backend_store} " if backend_store else ""
+        Console(stderr=True).print(
+            "[yellow]warning:[/] --auth is on but the store has no admin token, so nobody can "
+            "create tokens through the server. Make the first one on this machine:\n"
+            f"  {target}loopml tokens create --name admin --role admin",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 #: bind addresses that mean "every interface" (not a host name a client sends)
 _ANY = frozenset({"0.0.0.0", "::"})  # noqa: S104
 
@@ -66,6 +90,9 @@ def server(
     import uvicorn
 
     from loopml.server.factory import APP_ENV, encode_options
+
+    if auth:
+        _warn_without_admin(backend_store, artifacts)
 
     os.environ[APP_ENV] = encode_options(
         backend_store=backend_store,

@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 
 from loopml.cli._common import JsonFlag, get_state, message, print_json, print_table
-from loopml.cli._format import cell, format_ago, format_time
-from loopml.cli.data import _reflow
+from loopml.cli._format import cell, format_ago, format_time, reflow
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -192,7 +191,7 @@ def _command(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """``app.command(name)`` with the docstring reflowed into the help text."""
 
     def register(func: Callable[..., None]) -> Callable[..., None]:
-        return app.command(name, help=_reflow(func.__doc__))(func)
+        return app.command(name, help=reflow(func.__doc__))(func)
 
     return register
 
