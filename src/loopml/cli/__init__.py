@@ -12,8 +12,19 @@ from typing import Annotated
 import typer
 
 from loopml._version import __version__
-from loopml.cli import artifacts, data, experiments, models, quickstart, runs, server, tokens
+from loopml.cli import (
+    artifacts,
+    data,
+    experiments,
+    models,
+    quickstart,
+    runs,
+    serve,
+    server,
+    tokens,
+)
 from loopml.cli._common import LoopmlGroup, State
+from loopml.cli._format import reflow
 
 __all__ = ["app", "main"]
 
@@ -33,6 +44,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(tokens.app, name="tokens")
 app.command("quickstart")(quickstart.quickstart)
 app.command("server")(server.server)
+app.command("serve", help=reflow(serve.serve.__doc__))(serve.serve)
 
 
 def _print_version(value: bool) -> None:

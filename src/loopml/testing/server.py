@@ -13,11 +13,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from loopml.server.app import ServerConfig, create_app
 from loopml.storage.protocols import TrackingStore
 
-__all__ = ["live_server"]
+__all__ = ["live_app", "live_server"]
 
 
 def _free_port() -> int:
@@ -29,22 +30,31 @@ def _free_port() -> int:
 @contextmanager
 def live_server(store: TrackingStore, config: ServerConfig | None = None) -> Iterator[str]:
     """Serve ``store`` on 127.0.0.1 until the block ends; yields the base URL."""
+    with live_app(create_app(store, config), lifespan="off") as url:
+        yield url
+
+
+@contextmanager
+def live_app(app: Any, *, lifespan: str = "on", timeout: float = 60.0) -> Iterator[str]:
+    """Serve any ASGI ``app`` on 127.0.0.1 until the block ends (its lifespan run, so a
+    model server loads its models first); yields the base URL. On exit the server stops
+    gracefully: in-flight requests finish and the app's shutdown runs."""
     import uvicorn
 
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            create_app(store, config),
+            app,
             host="127.0.0.1",
             port=port,
             log_level="warning",
             access_log=False,
-            lifespan="off",
+            lifespan=lifespan,
         )
     )
     thread = threading.Thread(target=server.run, name="loopml-live-server", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
@@ -53,4 +63,4 @@ def live_server(store: TrackingStore, config: ServerConfig | None = None) -> Ite
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=30)

@@ -1,0 +1,1 @@
+"""Model serving: the inference app, batching, routing, prediction log and deployment artifacts."""

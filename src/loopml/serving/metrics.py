@@ -1,0 +1,179 @@
+"""Prometheus metrics of the model server (``GET /metrics``), one registry per app.
+
+=========================================  ======================================================
+``loopml_serving_requests_total``          requests answered, by model, version, protocol, status
+``loopml_serving_errors_total``            refused or failed requests, by model and kind
+                                           (``invalid_input``, ``too_large``, ``overloaded``,
+                                           ``model_error``, ``not_found``, ``unauthorized``)
+``loopml_serving_request_seconds``         time from the body read to the answer (histogram)
+``loopml_serving_batch_rows``              rows per predict call (histogram: how well batching
+                                           works)
+``loopml_serving_predict_seconds``         time in the model's predict per call (histogram)
+``loopml_serving_queue_wait_seconds``      time a batch's first request waited (histogram)
+``loopml_serving_queue_rows``              rows waiting for each version now (gauge)
+``loopml_serving_model_info``              1 per loaded version, with its role (gauge)
+``loopml_serving_model_load_failures_total``  versions that failed to load
+``loopml_serving_shadow_errors_total``     shadow predictions that failed or were dropped
+``loopml_serving_prediction_log_*``        rows logged, dropped, segments written and failed
+=========================================  ======================================================
+
+Each worker process counts its own requests (run one worker per container, the usual layout
+on Kubernetes, or scrape each).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["ServingMetrics"]
+
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.02,
+    0.05,
+    0.1,
+    0.2,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+)
+_ROWS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
+
+
+class _Live(Collector):
+    """Values read when scraped: queue depth and the prediction log's counters."""
+
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
+        self._read = read
+
+    def describe(self) -> Iterable[Any]:
+        return []  # read when scraped, not when registered
+
+    def collect(self) -> Iterable[Any]:
+        state = self._read()
+        queue = GaugeMetricFamily(
+            "loopml_serving_queue_rows",
+            "Rows waiting for a model version",
+            labels=["model", "version", "role"],
+        )
+        for (model, version, role), rows in state.get("queues", {}).items():
+            queue.add_metric([model, version, role], rows)
+        yield queue
+        log = state.get("prediction_log")
+        if log:
+            for name, help_text in (
+                ("logged_rows", "Prediction rows accepted by the prediction log"),
+                ("dropped_rows", "Prediction rows dropped because the log fell behind"),
+                ("written_segments", "Parquet segments written to the blob store"),
+                ("failed_segments", "Segments that could not be written"),
+            ):
+                family = CounterMetricFamily(f"loopml_serving_prediction_log_{name}", help_text)
+                family.add_metric([], float(log.get(name, 0)))
+                yield family
+
+
+class ServingMetrics:
+    """The metric objects; ``observe_*`` methods are called on the request path."""
+
+    def __init__(self, read_live: Callable[[], dict[str, Any]]) -> None:
+        disable_created_metrics()  # no *_created series: they double the scrape for nothing
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "loopml_serving_requests",
+            "Requests answered",
+            ["model", "version", "protocol", "status"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "loopml_serving_errors", "Requests refused or failed", ["model", "kind"], registry=r
+        )
+        self.latency = Histogram(
+            "loopml_serving_request_seconds",
+            "Time to answer a request",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "loopml_serving_batch_rows",
+            "Rows per predict call",
+            ["model", "version"],
+            buckets=_ROWS_BUCKETS,
+            registry=r,
+        )
+        self.predict_seconds = Histogram(
+            "loopml_serving_predict_seconds",
+            "Time in the model's predict per call",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "loopml_serving_queue_wait_seconds",
+            "Time the first request of a batch waited for the model",
+            ["model", "version"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "loopml_serving_model_info",
+            "Loaded model versions (1 each)",
+            ["model", "version", "role", "uri"],
+            registry=r,
+        )
+        self.load_failures = Counter(
+            "loopml_serving_model_load_failures",
+            "Model versions that failed to load",
+            ["model"],
+            registry=r,
+        )
+        self.shadow_errors = Counter(
+            "loopml_serving_shadow_errors",
+            "Shadow predictions that failed or were dropped",
+            ["model", "version"],
+            registry=r,
+        )
+        r.register(_Live(read_live))
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe_request(
+        self, model: str, version: str, protocol: str, status: int, seconds: float
+    ) -> None:
+        self._child(self.requests, model, version, protocol, str(status)).inc()
+        self._child(self.latency, model, version).observe(seconds)
+
+    def observe_batch(self, model: str, version: str, rows: int, wait: float, took: float) -> None:
+        self._child(self.batch_rows, model, version).observe(rows)
+        self._child(self.queue_wait, model, version).observe(wait)
+        self._child(self.predict_seconds, model, version).observe(took)
+
+    def error(self, model: str, kind: str) -> None:
+        self._child(self.errors, model, kind).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,320 @@
+"""The three protocols (KServe V2, plain JSON, MLflow scoring) against a real model, and the
+refusals of bad input (RELIABILITY M1): every answer equals the model's own predict, and a
+refused request never reaches the model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sklearn.linear_model import LogisticRegression
+from tests.serving.conftest import Registered
+
+from loopml import models
+from loopml.serving.app import ServingApp, create_app
+from loopml.serving.config import parse_config, single_model_config
+from loopml.testing.server import live_app
+
+
+class Counting:
+    """Counts the model's predict calls (wraps the loader's model)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.rows: list[int] = []
+
+
+@pytest.fixture
+def counting() -> Counting:
+    return Counting()
+
+
+@pytest.fixture
+def client(lr: LogisticRegression, registered: Registered, counting: Counting) -> Iterator[Any]:
+    config = parse_config(
+        {
+            "models": [{"name": "cancer", "uri": "models:/cancer@champion"}],
+            "limits": {"max_body_mb": 1, "max_rows": 1000},
+        }
+    )
+    app = create_app(config)
+    state: ServingApp = app.state.serving
+    with live_app(app) as url, httpx.Client(base_url=url, timeout=30) as test_client:
+        deployment = state.endpoints["cancer"].primary
+        assert deployment is not None
+        real = deployment.predict
+
+        def predict(batch: Any) -> Any:
+            counting.calls += 1
+            counting.rows.append(batch.rows)
+            return real(batch)
+
+        deployment.batcher._predict = predict
+        yield test_client
+
+
+def _expected(lr: LogisticRegression, frame: pd.DataFrame) -> list[int]:
+    return [int(v) for v in lr.predict(frame)]
+
+
+def test_plain_records_columns_and_arrays(
+    client: Any, lr: LogisticRegression, registered: Registered
+) -> None:
+    frame = registered.features.iloc[:5]
+    expected = _expected(lr, frame)
+    bodies = [
+        {"records": frame.to_dict(orient="records")},
+        frame.to_dict(orient="records"),
+        {"columns": frame.to_dict(orient="list")},
+        frame.to_dict(orient="list"),
+        {"data": frame.to_numpy().tolist()},
+        frame.to_numpy().tolist(),
+        {"instances": frame.to_numpy().tolist()},
+    ]
+    for body in bodies:
+        answer = client.post("/predict/cancer", json=body)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == expected
+        assert answer.json()["version"] == 1
+        assert answer.headers["x-loopml-model-version"] == "1"
+        assert answer.headers["x-request-id"] == answer.json()["request_id"]
+
+
+def test_one_record_as_an_object(
+    client: Any, lr: LogisticRegression, registered: Registered
+) -> None:
+    record = registered.features.iloc[7].to_dict()
+    answer = client.post("/predict/cancer", json=record)
+    assert answer.json()["predictions"] == _expected(lr, registered.features.iloc[7:8])
+
+
+def test_v2_infer_by_column_and_as_one_tensor(
+    client: Any, lr: LogisticRegression, registered: Registered
+) -> None:
+    frame = registered.features.iloc[10:14]
+    expected = _expected(lr, frame)
+    by_column = {
+        "id": "abc-1",
+        "inputs": [
+            {"name": name, "shape": [4], "datatype": "FP64", "data": frame[name].tolist()}
+            for name in frame.columns
+        ],
+    }
+    one_tensor = {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": [4, 30],
+                "datatype": "FP32",
+                "data": frame.to_numpy().ravel().tolist(),
+            }
+        ]
+    }
+    nested = {
+        "inputs": [
+            {"name": "x", "shape": [4, 30], "datatype": "FP64", "data": frame.to_numpy().tolist()}
+        ]
+    }
+    for body in (by_column, one_tensor, nested):
+        answer = client.post("/v2/models/cancer/infer", json=body)
+        assert answer.status_code == 200, answer.text
+        out = answer.json()
+        assert out["model_name"] == "cancer"
+        assert out["model_version"] == "1"
+        (output,) = out["outputs"]
+        assert output["shape"] == [4]
+        assert output["datatype"] == "INT64"
+        assert output["data"] == expected
+    versioned = client.post("/v2/models/cancer/versions/1/infer", json=by_column)
+    assert versioned.status_code == 200
+    assert client.post("/v2/models/cancer/versions/7/infer", json=by_column).status_code == 404
+
+
+def test_v2_health_and_metadata(client: Any) -> None:
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").status_code == 200
+    assert client.get("/v2/models/cancer/ready").json() == {"name": "cancer", "ready": True}
+    assert client.get("/v2/models/cancer/versions/1/ready").status_code == 200
+    assert client.get("/v2/models/cancer/versions/2/ready").status_code == 503
+    meta = client.get("/v2/models/cancer").json()
+    assert meta["name"] == "cancer"
+    assert meta["versions"] == ["1"]
+    assert len(meta["inputs"]) == 30
+    assert meta["inputs"][0] == {"name": "mean_radius", "datatype": "FP64", "shape": [-1]}
+    assert client.get("/v2/models/nope").status_code == 404
+    assert client.get("/v2").json()["name"] == "loopml"
+
+
+def test_mlflow_scoring_protocol(
+    client: Any, lr: LogisticRegression, registered: Registered
+) -> None:
+    frame = registered.features.iloc[20:23]
+    expected = _expected(lr, frame)
+    split = frame.to_dict(orient="split")
+    bodies = [
+        {"dataframe_split": {"columns": split["columns"], "data": split["data"]}},
+        {
+            "dataframe_split": {
+                "columns": split["columns"],
+                "data": split["data"],
+                "index": [0, 1, 2],
+            }
+        },
+        {"dataframe_records": frame.to_dict(orient="records")},
+        {"instances": frame.to_dict(orient="records")},
+        {"inputs": frame.to_dict(orient="list")},
+    ]
+    for body in bodies:
+        answer = client.post("/invocations", json=body)
+        assert answer.status_code == 200, (body.keys(), answer.text)
+        assert answer.json() == {"predictions": expected}
+    assert client.get("/ping").status_code == 200
+
+
+# ---------------------------------------------------------------------------- refusals (M1)
+
+
+def _problems(answer: Any) -> list[dict[str, Any]]:
+    return answer.json()["details"]["problems"]
+
+
+def test_bad_inputs_get_400_with_every_problem_and_never_reach_the_model(
+    client: Any, registered: Registered, counting: Counting
+) -> None:
+    record = registered.features.iloc[0].to_dict()
+    missing = {k: v for k, v in record.items() if k not in ("mean_radius", "worst_area")}
+    extra = {**record, "colour": "red"}
+    wrong = {**record, "mean_radius": "large", "mean_texture": True}
+    cases: list[tuple[Any, set[tuple[str, str]]]] = [
+        (missing, {("mean_radius", "missing"), ("worst_area", "missing")}),
+        (extra, {("colour", "not a column of the model")}),
+        (wrong, {("mean_radius", "wrong type"), ("mean_texture", "wrong type")}),
+        ({"records": []}, {("body", "empty batch")}),
+        ([], {("body", "empty batch")}),
+        ({"data": [[1.0, 2.0]]}, {("data", "wrong number of columns")}),
+        ({"data": [[1.0] * 30, [1.0] * 29]}, {("data", "ragged rows")}),
+        ({"records": [record, 5]}, {("records[1]", "not an object")}),
+        ({"columns": {"mean_radius": [1.0, 2.0], "mean_texture": [1.0]}}, None),
+        ("just a string", {("body", "not a table")}),
+    ]
+    for body, expected in cases:
+        answer = client.post("/predict/cancer", json=body)
+        assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["error_code"] == "INVALID_INPUT"
+        if expected is not None:
+            got = {(p["field"], p["problem"]) for p in _problems(answer)}
+            assert expected <= got, (body, got)
+    refused_v2 = [
+        {"inputs": [{"name": "x", "shape": [2, 30], "datatype": "FP64", "data": [1.0] * 59}]},
+        {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP65", "data": [1.0] * 30}]},
+        {"inputs": [{"name": "x", "shape": "1,30", "datatype": "FP64", "data": [1.0] * 30}]},
+        {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": ["a"] * 30}]},
+        {"inputs": "nope"},
+        {"outputs": []},
+    ]
+    for body in refused_v2:
+        answer = client.post("/v2/models/cancer/infer", json=body)
+        assert answer.status_code == 400, (body, answer.text)
+    assert counting.calls == 0
+
+
+def test_body_and_row_limits_answer_413(client: Any, counting: Counting) -> None:
+    big = b'{"data": [' + b",".join([b"[" + b",".join([b"1.5"] * 30) + b"]"] * 12_000) + b"]}"
+    assert len(big) > 1024 * 1024
+    answer = client.post(
+        "/predict/cancer", content=big, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 413
+    assert answer.json()["error_code"] == "PAYLOAD_TOO_LARGE"
+    rows = {"data": [[1.0] * 30] * 1001}
+    answer = client.post("/predict/cancer", json=rows)
+    assert answer.status_code == 413
+    assert _problems(answer)[0]["problem"] == "too many rows"
+    assert counting.calls == 0
+
+
+def test_malformed_json_and_wrong_content_type(client: Any, counting: Counting) -> None:
+    for body in (b"{", b"\xff\xfe", b"[1, 2", b'{"data": NaN'):
+        answer = client.post(
+            "/predict/cancer", content=body, headers={"content-type": "application/json"}
+        )
+        assert answer.status_code == 400, body
+        assert answer.json()["error_code"] == "INVALID_JSON"
+    answer = client.post("/predict/cancer", content=b"a,b", headers={"content-type": "text/csv"})
+    assert answer.status_code == 415
+    assert client.post("/predict/nope", json=[[1.0] * 30]).status_code == 404
+    assert counting.calls == 0
+
+
+def test_a_nan_the_model_cannot_take_is_422_not_500(client: Any, registered: Registered) -> None:
+    record = registered.features.iloc[0].to_dict()
+    answer = client.post("/predict/cancer", json={**record, "mean_radius": None})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error_code"] == "MODEL_REFUSED_INPUT"
+    assert "NaN" in answer.json()["error"]
+
+
+def test_metrics_are_valid_prometheus_text(client: Any, registered: Registered) -> None:
+    client.post("/predict/cancer", json=[registered.features.iloc[0].tolist()])
+    client.post("/predict/cancer", json={"records": []})
+    text = client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    for name in (
+        "loopml_serving_requests",
+        "loopml_serving_errors",
+        "loopml_serving_request_seconds",
+        "loopml_serving_batch_rows",
+        "loopml_serving_predict_seconds",
+        "loopml_serving_queue_rows",
+        "loopml_serving_model_info",
+    ):
+        assert name in families, name
+    ok = [
+        s
+        for s in families["loopml_serving_requests"].samples
+        if s.labels.get("status") == "200" and s.labels.get("model") == "cancer"
+    ]
+    assert ok
+    assert ok[0].labels["version"] == "1"
+    errors = families["loopml_serving_errors"].samples
+    assert any(s.labels["kind"] == "invalid_input" and s.value >= 1 for s in errors)
+    info = families["loopml_serving_model_info"].samples
+    assert [(s.labels["version"], s.labels["role"]) for s in info] == [("1", "primary")]
+
+
+def test_results_equal_models_load_predict(client: Any, registered: Registered) -> None:
+    frame = registered.features.sample(50, random_state=1)
+    direct = models.load("models:/cancer@champion").predict(frame)
+    answer = client.post("/predict/cancer", json=frame.to_numpy().tolist())
+    np.testing.assert_array_equal(answer.json()["predictions"], direct)
+
+
+def test_a_bad_configuration_names_the_field() -> None:
+    with pytest.raises(ValueError, match=r"models\.0\.max_batch_size"):
+        parse_config({"models": [{"name": "a", "uri": "models:/a/1", "max_batch_size": 0}]})
+    with pytest.raises(ValueError, match="unique"):
+        parse_config(
+            {"models": [{"name": "a", "uri": "models:/a/1"}, {"name": "a", "uri": "models:/b/1"}]}
+        )
+    with pytest.raises(ValueError, match=r"models\.0\.uri"):
+        parse_config({"models": [{"name": "a", "uri": "s3x://nope"}]})
+    with pytest.raises(ValueError, match="Extra inputs"):
+        parse_config({"models": [{"name": "a", "uri": "models:/a/1", "batch": 3}]})
+    with pytest.raises(ValueError, match=r"canary\.weight"):
+        parse_config(
+            {
+                "models": [
+                    {
+                        "name": "a",
+                        "uri": "models:/a/1",
+                        "canary": {"uri": "models:/a/2", "weight": 101},
+                    }
+                ]
+            }
+        )
+    assert single_model_config("models:/churn@champion").models[0].name == "churn"
