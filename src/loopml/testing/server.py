@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from loopml.server.app import ServerConfig, create_app
 from loopml.storage.protocols import TrackingStore
@@ -35,7 +35,9 @@ def live_server(store: TrackingStore, config: ServerConfig | None = None) -> Ite
 
 
 @contextmanager
-def live_app(app: Any, *, lifespan: str = "on", timeout: float = 60.0) -> Iterator[str]:
+def live_app(
+    app: Any, *, lifespan: Literal["auto", "on", "off"] = "on", timeout: float = 60.0
+) -> Iterator[str]:
     """Serve any ASGI ``app`` on 127.0.0.1 until the block ends (its lifespan run, so a
     model server loads its models first); yields the base URL. On exit the server stops
     gracefully: in-flight requests finish and the app's shutdown runs."""
