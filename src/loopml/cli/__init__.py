@@ -15,6 +15,7 @@ from loopml._version import __version__
 from loopml.cli import (
     artifacts,
     data,
+    deploy,
     experiments,
     models,
     quickstart,
@@ -42,6 +43,7 @@ app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(deploy.app, name="deploy")
 app.command("quickstart")(quickstart.quickstart)
 app.command("server")(server.server)
 app.command("serve", help=reflow(serve.serve.__doc__))(serve.serve)

@@ -409,9 +409,10 @@ def _takes_role(log: Any) -> bool:
     import inspect
 
     try:
-        return "role" in inspect.signature(log.log).parameters
+        parameters = inspect.signature(log.log).parameters.values()
     except (TypeError, ValueError):
         return False
+    return any(p.name == "role" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _uris(model: ModelConfig) -> set[str]:
