@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,7 +16,7 @@ def _warn_without_admin(backend_store: str | None, artifacts: str | None) -> Non
 
     from loopml.storage.uris import open_store
 
-    store = open_store(backend_store, artifacts)
+    store: Any = open_store(backend_store, artifacts)  # a SQL store: it holds the tokens
     try:
         admins = [t for t in store.list_tokens() if t.role.value == "admin"]
     finally:
