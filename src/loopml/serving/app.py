@@ -200,6 +200,12 @@ class ServingApp:
 
     async def start(self) -> None:
         """Load every model (concurrently), then follow aliases in the background."""
+        if self.config.auth and not hasattr(self.store, "verify_token"):
+            raise InvalidArgumentError(
+                "auth checks tokens in the tracking store's database: point the model server "
+                "at that store (sqlite:// or postgresql://), not at a tracking server URL.",
+                field="auth",
+            )
         await asyncio.gather(*(e.start() for e in self.endpoints.values()))
         # the models and libraries loaded so far live as long as the server: keep them out of
         # the garbage collector's scans (full collections otherwise stall requests for tens
