@@ -392,33 +392,25 @@ class ServingApp:
     def _log(
         self, deployment: Deployment, batch: Batch, output: Any, request_id: str, role: str = ""
     ) -> None:
+        """Hand the answered request to the prediction log (never blocks, never raises). A
+        shadow's answers go under ``<model>.shadow``, apart from what clients received."""
         log = self.prediction_log
         if log is None:
             return
         inputs = batch.columns if batch.columns is not None else {"input": batch.tensor}
         outputs = output if isinstance(output, dict) else {"prediction": output}
+        model = f"{deployment.endpoint}.shadow" if role == "shadow" else deployment.endpoint
         try:
             log.log(
                 request_id=request_id,
-                model=deployment.endpoint,
+                model=model,
                 version=deployment.version,
                 inputs=inputs,
                 outputs=outputs,
                 timestamp_ms=int(time.time() * 1000),
-                **({"role": role} if role and _takes_role(log) else {}),
             )
         except Exception:  # the log never fails a request
             logger.exception("the prediction log refused a request")
-
-
-def _takes_role(log: Any) -> bool:
-    import inspect
-
-    try:
-        parameters = inspect.signature(log.log).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "role" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def _uris(model: ModelConfig) -> set[str]:
