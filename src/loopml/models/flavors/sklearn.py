@@ -22,7 +22,9 @@ registry without importing scikit-learn or skops.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import importlib.metadata
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -47,11 +49,34 @@ _TRUST_ADVICE = (
 )
 
 
+class _WithoutTorch(importlib.abc.MetaPathFinder):
+    """Makes ``import torch`` fail while skops is imported.
+
+    skops lists the types it trusts by walking scikit-learn's modules, which reaches
+    ``sklearn.externals.array_api_compat.torch`` and so imports PyTorch when it is installed:
+    seconds and ~180 MB of memory in every process that loads a scikit-learn model (a model
+    server worker). Neither skops nor scikit-learn needs it to read a scikit-learn model.
+    """
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("PyTorch is not imported while skops is (loopml sklearn flavor)")
+        return None
+
+
 def _skops(purpose: str) -> ModuleType:
+    if "skops.io" in sys.modules:
+        return sys.modules["skops.io"]
+    guard = _WithoutTorch() if "torch" not in sys.modules else None
+    if guard is not None:
+        sys.meta_path.insert(0, guard)
     try:
         return importlib.import_module("skops.io")
     except ImportError as exc:
         raise MissingDependencyError.for_extra("skops", "sklearn", purpose) from exc
+    finally:
+        if guard is not None:
+            sys.meta_path.remove(guard)
 
 
 def _from_sklearn(cls: type) -> bool:
