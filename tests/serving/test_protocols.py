@@ -318,3 +318,19 @@ def test_a_bad_configuration_names_the_field() -> None:
             }
         )
     assert single_model_config("models:/churn@champion").models[0].name == "churn"
+
+
+def test_access_log_is_one_json_line_per_request(
+    client: Any, registered: Registered, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="loopml.serving.access"):
+        ok = client.post("/predict/cancer", json=[registered.features.iloc[0].tolist()] * 2)
+        client.post("/predict/cancer", json={"records": []})
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name.endswith("access")]
+    assert [(line["status"], line["rows"]) for line in lines] == [(200, 2), (400, 0)]
+    assert lines[0]["request_id"] == ok.headers["x-request-id"]
+    assert lines[0]["version"] == "1"
+    assert lines[1]["error"] == "INVALID_INPUT"

@@ -71,6 +71,9 @@ def serve(
     auth: Annotated[
         bool, typer.Option("--auth", help="Require a bearer token of the tracking store.")
     ] = False,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="One JSON line per request on stderr.")
+    ] = False,
 ) -> None:
     """Serve models over HTTP until Ctrl-C or SIGTERM (queued requests finish and the
     prediction log is written first).
@@ -99,10 +102,11 @@ def serve(
         "prediction_log": {"enabled": prediction_log},
         "metrics": metrics,
         "auth": auth,
+        "access_log": access_log,
     }
     if config_file is not None:
         config = load_config(config_file)
-        if not prediction_log or not metrics or auth:
+        if not prediction_log or not metrics or auth or access_log:
             config = config.model_copy(
                 update={
                     "prediction_log": config.prediction_log.model_copy(
@@ -110,6 +114,7 @@ def serve(
                     ),
                     "metrics": config.metrics and metrics,
                     "auth": config.auth or auth,
+                    "access_log": config.access_log or access_log,
                 }
             )
     else:

@@ -512,9 +512,10 @@ def create_app(
             return _failure(state, exc, name, protocol, headers, started)
         headers["X-Loopml-Model-Version"] = deployment.label
         response = _json(answer(deployment, batch, output, request_id), headers=headers)
-        state.metrics.observe_request(
-            name, deployment.label, protocol, 200, time.perf_counter() - started
-        )
+        took = time.perf_counter() - started
+        state.metrics.observe_request(name, deployment.label, protocol, 200, took)
+        if access_logger.isEnabledFor(logging.INFO):
+            _access(request_id, name, deployment.label, protocol, 200, batch.rows, took)
         return response
 
     def v2_answer(d: Deployment, _b: Batch, output: Any, request_id: str) -> Any:
@@ -671,9 +672,47 @@ def create_app(
     ]
     if config.metrics:
         routes.append(Route("/metrics", metrics))
+    if config.access_log:
+        _enable_access_log()
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.serving = state
     return app
+
+
+def _access(
+    request_id: str,
+    model: str,
+    version: str,
+    protocol: str,
+    status: int,
+    rows: int,
+    seconds: float,
+    error: str | None = None,
+) -> None:
+    """One JSON line per request on the ``loopml.serving.access`` logger."""
+    record = {
+        "time": round(time.time(), 3),
+        "request_id": request_id,
+        "model": model,
+        "version": version,
+        "protocol": protocol,
+        "status": status,
+        "rows": rows,
+        "ms": round(seconds * 1000, 3),
+    }
+    if error is not None:
+        record["error"] = error
+    access_logger.info(orjson.dumps(record).decode())
+
+
+def _enable_access_log() -> None:
+    if not any(getattr(h, "_loopml", False) for h in access_logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler._loopml = True  # type: ignore[attr-defined]
+        access_logger.addHandler(handler)
+    access_logger.setLevel(logging.INFO)
+    access_logger.propagate = False
 
 
 def _version_param(request: Request) -> int | Response | None:
@@ -804,7 +843,10 @@ def _failure(
         logger.error("model %s failed (incident %s)", name, incident, exc_info=exc)
         message = f"The model failed (incident {incident}); the server log has the details."
         details = {"incident": incident}
+    took = time.perf_counter() - started
     state.metrics.error(name, kind)
-    state.metrics.observe_request(name, "", protocol, status, time.perf_counter() - started)
+    state.metrics.observe_request(name, "", protocol, status, took)
+    if access_logger.isEnabledFor(logging.INFO):
+        _access(headers.get("X-Request-ID", ""), name, "", protocol, status, 0, took, code)
     body = {"error": message, "error_code": code, "details": details}
     return _json(body, status, headers)

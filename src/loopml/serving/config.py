@@ -128,6 +128,9 @@ class ServingConfig(_Strict):
     prediction_log: PredictionLogConfig = PredictionLogConfig()
     limits: Limits = Limits()
     metrics: bool = True
+    access_log: bool = Field(
+        default=False, description="one JSON line per request on stderr (loopml.serving.access)"
+    )
     auth: bool = False
     alias_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
 
