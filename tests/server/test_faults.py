@@ -449,7 +449,7 @@ def test_f1_kill_9_during_a_database_migration(tmp_path: Path) -> None:
     data is intact, and opening the store afterwards finishes the upgrade."""
     from loopml.storage.sql.migrations import HEAD
 
-    revisions = ["0001", "0002", "0003", "0004"]
+    revisions = ["0001", "0002", "0003", "0004", "0005"]
     assert revisions[-1] == HEAD
     expected: dict[str | None, set[str]] = {}
     for revision in revisions:

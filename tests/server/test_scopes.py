@@ -175,7 +175,38 @@ def _outside(w: World) -> list[tuple[str, str, Any, dict[str, Any]]]:
         ("GET", "/models/fraud/versions", None, {}),
         # artifacts of a run
         ("GET", f"/runs/{w.b_run}/artifacts", None, {}),
+        # the prediction log of a model
+        ("POST", "/models/fraud/prediction-segments", _segment_body(DIGEST, 10), {}),
+        ("GET", "/models/fraud/prediction-segments", None, {}),
+        ("GET", "/models/fraud/prediction-segments", None, {"kind": "feedback"}),
     ]
+
+
+def _segment_body(digest: str, size: int) -> dict[str, Any]:
+    return {
+        "kind": "predictions",
+        "model_version": 1,
+        "start_time": MS,
+        "end_time": MS + 5,
+        "row_count": 3,
+        "digest": digest,
+        "size": size,
+    }
+
+
+def test_a_scoped_token_records_and_lists_its_models_prediction_log(world: World) -> None:
+    ref = world.store.blobs.put_bytes(b"a parquet segment")
+    body = _segment_body(ref.digest, ref.size)
+    recorded = world.call("scoped", "POST", "/models/churn/prediction-segments", body)
+    assert recorded.status_code == 201, recorded.text
+    listed = world.call("scoped", "GET", "/models/churn/prediction-segments", start=MS)
+    assert [s["digest"] for s in listed.json()] == [ref.digest]
+    # a model it may create but that is not registered yet has a log too
+    other = world.call("scoped", "POST", "/models/churn2/prediction-segments", body)
+    assert other.status_code == 201, other.text
+    refused = world.call("scoped", "POST", "/models/fraud/prediction-segments", body)
+    assert refused.status_code == 403
+    assert world.store.list_prediction_segments("fraud") == []
 
 
 def test_every_route_refuses_what_is_outside_the_scope(world: World) -> None:

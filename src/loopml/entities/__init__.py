@@ -11,6 +11,7 @@ from loopml.entities.model import (
     RegistryEvent,
 )
 from loopml.entities.paging import PagedList
+from loopml.entities.prediction import PredictionLogKind, PredictionSegment
 from loopml.entities.run import Run, RunData, RunInfo, RunStatus, SourceInfo
 from loopml.entities.token import Token, TokenRole, TokenScopes
 
@@ -27,6 +28,8 @@ __all__ = [
     "ModelVersion",
     "ModelVersionStatus",
     "PagedList",
+    "PredictionLogKind",
+    "PredictionSegment",
     "RegisteredModel",
     "RegistryEvent",
     "Run",

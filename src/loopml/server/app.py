@@ -50,6 +50,7 @@ ROUTER_MODULES = (
     "loopml.server.routes.artifacts",
     "loopml.server.routes.datasets",
     "loopml.server.routes.registry",
+    "loopml.server.routes.predictions",
     "loopml.server.routes.tokens",
 )
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

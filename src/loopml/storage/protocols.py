@@ -24,6 +24,8 @@ from loopml.entities import (
     ModelVersion,
     ModelVersionStatus,
     PagedList,
+    PredictionLogKind,
+    PredictionSegment,
     RegisteredModel,
     RegistryEvent,
     Run,
@@ -40,6 +42,7 @@ __all__ = [
     "DatasetStore",
     "ExperimentStore",
     "MetricStore",
+    "PredictionLogStore",
     "RegistryStore",
     "RunStore",
     "TokenStore",
@@ -289,8 +292,62 @@ class RegistryStore(Protocol):
 
 
 @runtime_checkable
+class PredictionLogStore(Protocol):
+    """The segments of the serving layer's prediction log (see :mod:`loopml.serving.predlog`):
+    Parquet blobs of logged predictions or feedback, recorded per model by time range so that
+    monitoring reads a model's window without scanning the rest."""
+
+    @property
+    def blobs(self) -> BlobStore: ...
+
+    def record_prediction_segment(
+        self,
+        model_name: str,
+        *,
+        kind: PredictionLogKind | str,
+        start_time: int,
+        end_time: int,
+        row_count: int,
+        digest: str,
+        size: int,
+        model_version: int | None = None,
+    ) -> PredictionSegment:
+        """Record a segment whose Parquet blob ``digest`` (``size`` bytes) is in the blob
+        store already, holding ``row_count`` rows timestamped ``start_time`` to ``end_time``
+        (ms, inclusive). Recording the same blob again for the same model and kind returns
+        the segment already recorded (so a retried call is safe).
+
+        Raises:
+            InvalidArgumentError: an argument is not acceptable (``field`` names it).
+            ArtifactNotFoundError: the blob is not in the blob store (nothing is recorded).
+        """
+        ...
+
+    def list_prediction_segments(
+        self,
+        model_name: str,
+        *,
+        kind: PredictionLogKind | str = PredictionLogKind.PREDICTIONS,
+        start: int | None = None,
+        end: int | None = None,
+        version: int | None = None,
+    ) -> list[PredictionSegment]:
+        """The model's segments of this kind with rows in ``[start, end)`` (ms; ``None``:
+        unbounded), of one model version or (``None``) any, ordered by start time. A model
+        with no segments (registered or not) has an empty list."""
+        ...
+
+
+@runtime_checkable
 class TrackingStore(
-    ExperimentStore, RunStore, MetricStore, ArtifactStore, DatasetStore, RegistryStore, Protocol
+    ExperimentStore,
+    RunStore,
+    MetricStore,
+    ArtifactStore,
+    DatasetStore,
+    RegistryStore,
+    PredictionLogStore,
+    Protocol,
 ):
     """Everything the tracking client needs: the union of the per-resource protocols."""
 

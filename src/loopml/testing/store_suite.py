@@ -33,6 +33,7 @@ from loopml.errors import (
 )
 from loopml.storage.protocols import TrackingStore
 from loopml.testing.dataset_suite import DatasetStoreSuite
+from loopml.testing.prediction_suite import PredictionLogStoreSuite
 from loopml.testing.registry_suite import RegistryStoreSuite
 
 __all__ = ["ODD_NAMES", "TrackingStoreSuite"]
@@ -63,7 +64,7 @@ def _m(key: str, value: float, step: int = 0, timestamp: int = 1000) -> Metric:
     return Metric(key, value, timestamp, step)
 
 
-class TrackingStoreSuite(DatasetStoreSuite, RegistryStoreSuite):
+class TrackingStoreSuite(DatasetStoreSuite, RegistryStoreSuite, PredictionLogStoreSuite):
     """Behaviour every :class:`~loopml.storage.protocols.TrackingStore` must have."""
 
     # -- experiments -------------------------------------------------------------------------

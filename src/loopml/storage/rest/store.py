@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from loopml.storage.rest.artifacts import RestArtifactsMixin
 from loopml.storage.rest.datasets import RestDatasetsMixin
+from loopml.storage.rest.predictions import RestPredictionsMixin
 from loopml.storage.rest.registry import RestRegistryMixin
 from loopml.storage.rest.tracking import RestTrackingMixin
 
 __all__ = ["RestStore"]
 
 
-class RestStore(RestTrackingMixin, RestArtifactsMixin, RestDatasetsMixin, RestRegistryMixin):
+class RestStore(
+    RestTrackingMixin,
+    RestArtifactsMixin,
+    RestDatasetsMixin,
+    RestRegistryMixin,
+    RestPredictionsMixin,
+):
     """Implements :class:`~loopml.storage.protocols.TrackingStore` by calling a server.
 
     ``http(s)://host:port`` tracking URIs open one (see :mod:`loopml.storage.uris`); the

@@ -36,6 +36,7 @@ __all__ = [
     "model_version_tags",
     "model_versions",
     "params",
+    "prediction_segments",
     "registered_model_tags",
     "registered_models",
     "run_tags",
@@ -331,4 +332,25 @@ Index(
     unique=True,
     sqlite_where=tokens.c.revoked_time.is_(None),
     postgresql_where=tokens.c.revoked_time.is_(None),
+)
+
+#: the serving layer's prediction log: Parquet segments (blobs) of one model's predictions or
+#: feedback, each with the time range (ms, inclusive) and count of its rows; a blob is
+#: recorded once per model and kind (a retried record finds the first)
+prediction_segments = Table(
+    "prediction_segments",
+    metadata,
+    Column("segment_id", _IdType, primary_key=True, autoincrement=True),
+    Column("model_name", String(256), nullable=False),
+    Column("model_version", Integer),
+    Column("kind", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    Index("ix_prediction_segments_model_kind_start", "model_name", "kind", "start_time"),
+    Index("ix_prediction_segments_model_kind_end", "model_name", "kind", "end_time"),
+    Index("ux_prediction_segments_digest", "model_name", "kind", "digest", unique=True),
 )

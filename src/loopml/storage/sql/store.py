@@ -9,6 +9,7 @@ from loopml.storage.sql.engine import SqlEngine, make_engine
 from loopml.storage.sql.experiments import ExperimentsMixin
 from loopml.storage.sql.metrics import MetricsMixin
 from loopml.storage.sql.migrate import upgrade
+from loopml.storage.sql.predictions import PredictionsMixin
 from loopml.storage.sql.registry import RegistryMixin
 from loopml.storage.sql.search import SearchMixin
 from loopml.storage.sql.tokens import TokensMixin
@@ -23,6 +24,7 @@ class SqlStore(
     SearchMixin,
     DatasetsMixin,
     RegistryMixin,
+    PredictionsMixin,
     TokensMixin,
 ):
     """Implements every store protocol over SQLAlchemy and a :class:`BlobStore`.

@@ -1,0 +1,930 @@
+"""The prediction log: every answered request, and the ground truth that arrives later, kept as
+Parquet segments in the blob store.
+
+:class:`PredictionLog` is called on the request path, so :meth:`PredictionLog.log` only checks
+its arguments and appends references to the request's arrays to an in-memory buffer, under a
+lock that is never held during I/O. One background thread rolls each buffer into a segment
+when it holds ``max_rows`` rows or its oldest row is ``max_seconds`` old, writes it as Parquet
+(zstd) to the blob store, and records it with
+:meth:`~loopml.storage.protocols.PredictionLogStore.record_prediction_segment`. Segments are
+per model, model version and kind (predictions or feedback).
+
+Guarantees:
+
+* **Never blocks or fails a request.** Memory is bounded by ``max_pending_rows``: rows not yet
+  written (buffered, being written, or waiting for their retry) count against it, and a
+  request that would pass it is dropped and counted (``log`` returns ``False``). A segment
+  that cannot be written is logged and counted (``failed_segments``) and its rows are kept
+  for one retry ``retry_seconds`` later; if that fails too they are dropped and counted
+  (``lost_rows``). Nothing the store does raises into the caller.
+* **Nothing acknowledged is lost on a graceful shutdown.** :meth:`PredictionLog.close` (also
+  run at interpreter exit) writes every row ``log`` accepted before it returns, as long as
+  the store takes the writes.
+
+The log keeps references, not copies: arrays must not be changed after they were logged.
+The segment format and reading it back are described in ``docs/prediction-log.md``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import json
+import logging
+import math
+import os
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from loopml.entities import PredictionLogKind, PredictionSegment
+from loopml.errors import InvalidArgumentError
+from loopml.storage.protocols import PredictionLogStore
+from loopml.storage.validation import validate_model_name, validate_model_version
+
+__all__ = [
+    "DEFAULT_LABEL",
+    "FEEDBACK_TIMESTAMP",
+    "FORMAT_VERSION",
+    "INPUT_PREFIX",
+    "LABEL_PREFIX",
+    "OUTPUT_PREFIX",
+    "PredictionLog",
+    "join_feedback",
+    "read_feedback",
+    "read_predictions",
+]
+
+_log = logging.getLogger(__name__)
+
+#: written to every segment's Parquet metadata (``loopml.prediction_log``)
+FORMAT_VERSION = "1"
+INPUT_PREFIX = "input."
+OUTPUT_PREFIX = "output."
+LABEL_PREFIX = "label."
+#: the name a scalar label (or any label given without a name) is stored under
+DEFAULT_LABEL = "label"
+#: the column :func:`join_feedback` adds: when the label arrived (ms), null without one
+FEEDBACK_TIMESTAMP = "feedback_timestamp"
+#: the columns every segment starts with
+BASE_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.string()),
+        pa.field("timestamp", pa.int64()),
+        pa.field("model_version", pa.int32()),
+        pa.field("row", pa.int32()),
+    ]
+)
+MAX_REQUEST_ID_LENGTH = 256
+ROW_SHAPE_KEY = b"loopml.row_shape"
+_INT64 = 2**63 - 1
+_KNOWN_MODELS_LIMIT = 10_000
+
+# (model, version, kind) -> one buffer, one segment series
+_Key = tuple[str, int | None, PredictionLogKind]
+# (request_id, timestamp_ms, rows, first columns, second columns): inputs and outputs of a
+# prediction, or labels (and nothing) of feedback
+_Entry = tuple[str, int, int, dict[str, np.ndarray], dict[str, np.ndarray]]
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# ---------------------------------------------------------------------------------- buffers
+
+
+@dataclass(slots=True, eq=False)
+class _Buffer:
+    since: float  # monotonic time of its oldest row
+    entries: list[_Entry] = field(default_factory=list)
+    rows: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _Batch:
+    key: _Key
+    entries: list[_Entry]
+    rows: int
+    attempts: int = 0
+    not_before: float = 0.0
+    data: bytes | None = None  # the Parquet bytes, kept for the retry
+
+
+def _chunks(entries: list[_Entry], max_rows: int) -> tuple[list[tuple[list[_Entry], int]], int]:
+    """``entries`` cut into runs of at least ``max_rows`` rows (at request boundaries): the
+    full runs, and the index where the unfinished rest starts."""
+    runs: list[tuple[list[_Entry], int]] = []
+    start = rows = 0
+    for index, entry in enumerate(entries):
+        rows += entry[2]
+        if rows >= max_rows:
+            runs.append((entries[start : index + 1], rows))
+            start, rows = index + 1, 0
+    return runs, start
+
+
+# ---------------------------------------------------------------------------------- the log
+
+
+class PredictionLog:
+    """Logs requests and feedback asynchronously to ``store`` as Parquet segments.
+
+    Args:
+        store: Where segments go: its ``blobs`` take the Parquet bytes and
+            ``record_prediction_segment`` records them (any
+            :class:`~loopml.storage.protocols.TrackingStore`, local or remote).
+        max_rows: A buffer becomes a segment once it holds this many rows ...
+        max_seconds: ... or once its oldest row is this old.
+        max_pending_rows: The most rows held in memory (buffered, being written or waiting
+            for a retry); past this, requests are dropped and counted.
+        retry_seconds: How long a segment that failed waits for its one retry.
+
+    Counters (attributes, for metrics; rows of predictions and feedback together):
+    ``logged_rows`` (accepted), ``dropped_rows`` (never to be written: refused because the
+    log was full or closed, or given up after a failed retry), ``lost_rows`` (the part of
+    ``dropped_rows`` that had been accepted), ``written_rows``, ``pending_rows``,
+    ``written_segments``, ``failed_segments`` (failed writes, retries included) and
+    ``dropped_requests`` (calls refused). At any time
+    ``logged_rows == written_rows + pending_rows + lost_rows``.
+    """
+
+    def __init__(
+        self,
+        store: PredictionLogStore,
+        *,
+        max_rows: int = 50_000,
+        max_seconds: float = 60.0,
+        max_pending_rows: int = 200_000,
+        retry_seconds: float = 5.0,
+    ) -> None:
+        if not callable(getattr(store, "record_prediction_segment", None)) or not hasattr(
+            store, "blobs"
+        ):
+            raise InvalidArgumentError(
+                "The store must record prediction segments and hold blobs (a loopml store). "
+                f"Got {type(store).__name__}.",
+                field="store",
+            )
+        self._store = store
+        self._max_rows = _positive_int("max_rows", max_rows)
+        self._max_seconds = _positive_seconds("max_seconds", max_seconds)
+        self._max_pending = _positive_int("max_pending_rows", max_pending_rows)
+        self._retry_seconds = _positive_seconds("retry_seconds", retry_seconds, allow_zero=True)
+        self._models: set[str] = set()
+        self._init_state()
+        _logs.add(self)
+        _register_process_hooks()
+
+    def _init_state(self) -> None:
+        self._lock = threading.Lock()  # guards the buffers, retries and counters
+        self._write_lock = threading.Lock()  # one writing pass at a time
+        self._wake = threading.Event()
+        self._buffers: dict[_Key, _Buffer] = {}
+        self._retries: list[_Batch] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False  # log() refuses
+        self._stopping = False  # the writer drains everything, then ends
+        self.logged_rows = 0
+        self.dropped_rows = 0
+        self.lost_rows = 0
+        self.written_rows = 0
+        self.pending_rows = 0
+        self.written_segments = 0
+        self.failed_segments = 0
+        self.dropped_requests = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"PredictionLog(pending_rows={self.pending_rows}, logged_rows={self.logged_rows}, "
+            f"written_segments={self.written_segments}, dropped_rows={self.dropped_rows})"
+        )
+
+    def __enter__(self) -> PredictionLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def stats(self) -> dict[str, int]:
+        """Every counter, by name (a consistent snapshot)."""
+        with self._lock:
+            return {
+                name: getattr(self, name)
+                for name in (
+                    "logged_rows",
+                    "dropped_rows",
+                    "lost_rows",
+                    "written_rows",
+                    "pending_rows",
+                    "written_segments",
+                    "failed_segments",
+                    "dropped_requests",
+                )
+            }
+
+    # ------------------------------------------------------------------------------ logging
+
+    def log(
+        self,
+        request_id: str,
+        model: str,
+        version: int | None,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Mapping[str, np.ndarray],
+        timestamp_ms: int,
+    ) -> bool:
+        """Log one answered request; ``True`` if it will be written, ``False`` if it was
+        dropped (the log is full or closed; counted in ``dropped_rows``).
+
+        Every array (of ``inputs`` and ``outputs``) holds the request's rows first, so all
+        have the same length (a 0-d array is one row); 2-D and larger arrays are stored as a
+        list per row. A request of zero rows is accepted and writes nothing.
+
+        Raises:
+            InvalidArgumentError: an argument is not acceptable (``field`` names it). Only
+                for a caller's mistake: the store's failures never raise here.
+        """
+        timestamp = self._check_request(request_id, model, version, timestamp_ms)
+        ins, rows = _arrays("inputs", inputs, None)
+        outs, rows = _arrays("outputs", outputs, rows)
+        if rows is None:
+            raise InvalidArgumentError(
+                "A logged request needs at least one input or output array.", field="inputs"
+            )
+        entry: _Entry = (request_id, timestamp, rows, ins, outs)
+        return self._append((model, version, PredictionLogKind.PREDICTIONS), entry)
+
+    def log_feedback(
+        self,
+        request_id: str,
+        model: str,
+        labels: Mapping[str, np.ndarray] | Any,
+        timestamp_ms: int,
+        *,
+        version: int | None = None,
+    ) -> bool:
+        """Log the ground truth of an earlier request (by its id); ``True`` if it will be
+        written, ``False`` if it was dropped.
+
+        ``labels`` maps label names to arrays of the request's rows (row ``i`` labels the
+        prediction's row ``i``), or is one value (a scalar, or an array of per-row values)
+        stored as the label :data:`DEFAULT_LABEL`. Feedback goes to ``kind='feedback'``
+        segments of the model (``version`` ``None`` unless given).
+
+        Raises:
+            InvalidArgumentError: an argument is not acceptable (``field`` names it).
+        """
+        timestamp = self._check_request(request_id, model, version, timestamp_ms)
+        if not isinstance(labels, Mapping):
+            labels = {DEFAULT_LABEL: labels}
+        arrays, rows = _arrays("labels", labels, None)
+        if rows is None:
+            raise InvalidArgumentError("Feedback needs at least one label.", field="labels")
+        entry: _Entry = (request_id, timestamp, rows, arrays, {})
+        return self._append((model, version, PredictionLogKind.FEEDBACK), entry)
+
+    def _check_request(self, request_id: Any, model: Any, version: Any, timestamp: Any) -> int:
+        if type(request_id) is not str or not 0 < len(request_id) <= MAX_REQUEST_ID_LENGTH:
+            raise InvalidArgumentError(
+                f"The request_id must be a string of 1 to {MAX_REQUEST_ID_LENGTH} characters. "
+                f"Got {_short(request_id)} instead.",
+                field="request_id",
+            )
+        if type(model) is not str or model not in self._models:
+            try:
+                validate_model_name(model)
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(exc.message, field="model") from None
+            if len(self._models) < _KNOWN_MODELS_LIMIT:
+                self._models.add(model)
+        if version is not None and type(version) is not int:
+            try:
+                validate_model_version(version)
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(exc.message, field="version") from None
+        elif version is not None and not 1 <= version < 2**31:
+            raise InvalidArgumentError(
+                f"The model version must be a positive integer. Got {version} instead.",
+                field="version",
+            )
+        if type(timestamp) is not int:
+            if not isinstance(timestamp, int | np.integer) or isinstance(timestamp, bool):
+                raise InvalidArgumentError(
+                    "The timestamp_ms must be milliseconds since the epoch (an integer). "
+                    f"Got {_short(timestamp)} instead.",
+                    field="timestamp_ms",
+                )
+            timestamp = int(timestamp)
+        if not 0 <= timestamp <= _INT64:
+            raise InvalidArgumentError(
+                f"The timestamp_ms must be a non-negative 64-bit integer. Got {timestamp}.",
+                field="timestamp_ms",
+            )
+        return int(timestamp)
+
+    def _append(self, key: _Key, entry: _Entry) -> bool:
+        rows = entry[2]
+        if rows == 0:
+            return True
+        with self._lock:
+            if self._closed or self.pending_rows + rows > self._max_pending:
+                self.dropped_rows += rows
+                self.dropped_requests += 1
+                return False
+            buffer = self._buffers.get(key)
+            new = buffer is None
+            if buffer is None:
+                buffer = self._buffers[key] = _Buffer(time.monotonic())
+            buffer.entries.append(entry)
+            buffer.rows += rows
+            self.pending_rows += rows
+            self.logged_rows += rows
+            # a new buffer has the writer's next deadline; a full one is due now
+            wake = new or buffer.rows >= self._max_rows
+            if self._thread is None:
+                self._start_thread()
+        if wake:
+            self._wake.set()
+        return True
+
+    # ------------------------------------------------------------------------------ writing
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Write everything pending now, in the calling thread (failed segments that wait for
+        their retry get it now). ``True`` if every segment was written; ``False`` if some
+        failed (their rows wait for a retry, or were dropped after it) or ``timeout`` seconds
+        passed while another write held the log."""
+        if not self._write_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            return False
+        try:
+            return self._write_pass(drain=True, retry_now=True)
+        finally:
+            self._write_lock.release()
+
+    def close(self, timeout: float = 30.0) -> bool:
+        """Stop accepting rows, write everything accepted (a failed segment gets its retry)
+        and stop the writer. ``True`` if nothing is left unwritten; ``False`` if rows were
+        given up while closing or ``timeout`` seconds passed first (the writer then goes on in the
+        background while the process lives). Closing again waits again."""
+        with self._lock:
+            self._closed = True
+            self._stopping = True
+            thread = self._thread
+            lost = self.lost_rows
+        if thread is not None:
+            self._wake.set()
+            thread.join(timeout)
+            if thread.is_alive():
+                _log.warning(
+                    "the prediction log has %d rows not yet written after %.1f s",
+                    self.pending_rows,
+                    timeout,
+                )
+                return False
+        return self.pending_rows == 0 and self.lost_rows == lost
+
+    def _start_thread(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="loopml-prediction-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._next_wait())
+            self._wake.clear()
+            try:
+                with self._write_lock:
+                    self._write_pass(drain=self._stopping, retry_now=False)
+            except Exception:  # a bug: keep the writer alive, the rows stay pending
+                _log.exception("the prediction log's writer failed")
+                time.sleep(min(1.0, self._max_seconds))
+            with self._lock:
+                if self._stopping and not self._buffers and not self._retries:
+                    return
+
+    def _next_wait(self) -> float | None:
+        """Seconds until a buffer or a retry is due (``None``: nothing is pending)."""
+        with self._lock:
+            if self._stopping and self._buffers:
+                return 0.0
+            deadlines = [r.not_before for r in self._retries]
+            for buffer in self._buffers.values():
+                if buffer.rows >= self._max_rows:
+                    return 0.0
+                deadlines.append(buffer.since + self._max_seconds)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def _take(self, drain: bool, retry_now: bool) -> list[_Batch]:
+        """The batches due now: full or old buffers (every buffer when draining) and the
+        retries whose time came (every retry with ``retry_now``)."""
+        now = time.monotonic()
+        batches: list[_Batch] = []
+        with self._lock:
+            for key, buffer in list(self._buffers.items()):
+                old = drain or now - buffer.since >= self._max_seconds
+                if not old and buffer.rows < self._max_rows:
+                    continue
+                runs, rest = _chunks(buffer.entries, self._max_rows)
+                batches.extend(_Batch(key, entries, rows) for entries, rows in runs)
+                left = buffer.entries[rest:]
+                if left and old:
+                    batches.append(_Batch(key, left, sum(e[2] for e in left)))
+                    left = []
+                if left:  # a part of a segment that is not due yet: it keeps its age
+                    buffer.entries = left
+                    buffer.rows = sum(e[2] for e in left)
+                else:
+                    del self._buffers[key]
+            due = [r for r in self._retries if retry_now or r.not_before <= now]
+            if due:
+                self._retries = [r for r in self._retries if not (retry_now or r.not_before <= now)]
+        return batches + due
+
+    def _write_pass(self, *, drain: bool, retry_now: bool) -> bool:
+        ok = True
+        for batch in self._take(drain, retry_now):
+            ok = self._write(batch) and ok
+        return ok
+
+    def _write(self, batch: _Batch) -> bool:
+        try:
+            segment = self._write_segment(batch)
+        except Exception as exc:
+            model, version, kind = batch.key
+            with self._lock:
+                self.failed_segments += 1
+                retry = batch.attempts == 0
+                if retry:
+                    batch.attempts = 1
+                    batch.not_before = time.monotonic() + self._retry_seconds
+                    self._retries.append(batch)
+                else:
+                    self.pending_rows -= batch.rows
+                    self.lost_rows += batch.rows
+                    self.dropped_rows += batch.rows
+            what = f"{kind.value} segment of {model} v{version} ({batch.rows} rows)"
+            if retry:
+                _log.warning(
+                    "could not write a %s, retrying in %.1f s: %s", what, self._retry_seconds, exc
+                )
+            else:
+                _log.error("could not write a %s again; its rows are dropped: %s", what, exc)
+            return False
+        with self._lock:
+            self.pending_rows -= batch.rows
+            self.written_rows += batch.rows
+            self.written_segments += 1
+        _log.debug("wrote prediction log segment %s", segment.digest)
+        return True
+
+    def _write_segment(self, batch: _Batch) -> PredictionSegment:
+        model, version, kind = batch.key
+        if batch.data is None:
+            table = build_table(kind, version, batch.entries, model=model)
+            sink = io.BytesIO()
+            pq.write_table(table, sink, compression="zstd")
+            batch.data = sink.getvalue()
+        ref = self._store.blobs.put_bytes(batch.data)
+        times = [entry[1] for entry in batch.entries]
+        return self._store.record_prediction_segment(
+            model,
+            kind=kind,
+            start_time=min(times),
+            end_time=max(times),
+            row_count=batch.rows,
+            digest=ref.digest,
+            size=ref.size,
+            model_version=version,
+        )
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: the parent writes what it had pending; start afresh."""
+        self._init_state()
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidArgumentError(
+            f"The {name} must be a positive integer. Got {_short(value)} instead.", field=name
+        )
+    return value
+
+
+def _positive_seconds(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        expected = "a non-negative" if allow_zero else "a positive"
+        raise InvalidArgumentError(
+            f"The {name} must be {expected} number of seconds. Got {_short(value)} instead.",
+            field=name,
+        )
+    return float(value)
+
+
+def _arrays(name: str, values: Any, rows: int | None) -> tuple[dict[str, np.ndarray], int | None]:
+    """The arrays of ``values`` (a mapping of names to arrays), each with its rows first, and
+    the row count they share (``rows`` if already known)."""
+    if type(values) is dict:  # the usual case, checked in one tight loop
+        count = rows
+        for key, array in values.items():
+            if type(array) is not np.ndarray or type(key) is not str or not key or not array.ndim:
+                break
+            if count is None:
+                count = len(array)
+            elif len(array) != count:
+                break
+        else:
+            return dict(values), count
+    if not isinstance(values, Mapping):
+        raise InvalidArgumentError(
+            f"The {name} must be a mapping of names to arrays. Got {type(values).__name__}.",
+            field=name,
+        )
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in values.items():
+        if type(key) is not str or not key:
+            raise InvalidArgumentError(
+                f"The names of the {name} must be non-empty strings. Got {_short(key)}.",
+                field=name,
+            )
+        array = value
+        if not isinstance(array, np.ndarray):
+            try:
+                array = np.asarray(value)
+            except (ValueError, TypeError) as exc:
+                raise InvalidArgumentError(
+                    f"The {name} value {key!r} is not an array: {exc}", field=name
+                ) from None
+        if array.ndim == 0:
+            array = array.reshape(1)
+        if rows is None:
+            rows = array.shape[0]
+        elif array.shape[0] != rows:
+            raise InvalidArgumentError(
+                f"Every array of a request has its rows first, and the same number of them: "
+                f"{name} {key!r} has {array.shape[0]} rows, others {rows}.",
+                field=name,
+            )
+        arrays[key] = array
+    return arrays, rows
+
+
+# ---------------------------------------------------------------------------- the table
+
+
+def build_table(
+    kind: PredictionLogKind | str,
+    version: int | None,
+    entries: Sequence[_Entry],
+    *,
+    model: str = "",
+) -> pa.Table:
+    """The Arrow table of one segment (see ``docs/prediction-log.md`` for its schema)."""
+    kind = PredictionLogKind(kind)
+    counts = np.fromiter((e[2] for e in entries), dtype=np.int64, count=len(entries))
+    total = int(counts.sum())
+    ids = pa.array([e[0] for e in entries], pa.string())
+    times = np.fromiter((e[1] for e in entries), dtype=np.int64, count=len(entries))
+    if total == len(entries):  # one row per request (the usual case)
+        row = np.zeros(total, dtype=np.int32)
+    else:
+        which = np.repeat(np.arange(len(entries)), counts)
+        ids = ids.take(pa.array(which))
+        times = times[which]
+        starts = np.cumsum(counts) - counts
+        row = (np.arange(total) - starts[which]).astype(np.int32)
+    if version is None:
+        versions = pa.nulls(total, pa.int32())
+    else:
+        versions = pa.array(np.full(total, version, dtype=np.int32))
+    fields = list(BASE_SCHEMA)
+    columns: list[pa.Array] = [ids, pa.array(times), versions, pa.array(row)]
+    prefixes = (
+        (LABEL_PREFIX, "") if kind is PredictionLogKind.FEEDBACK else (INPUT_PREFIX, OUTPUT_PREFIX)
+    )
+    groups = ((prefixes[0], [e[3] for e in entries]), (prefixes[1], [e[4] for e in entries]))
+    for prefix, arrays in groups:
+        names: dict[str, None] = {}
+        for found in arrays:
+            names.update(dict.fromkeys(found))
+        for name in names:
+            parts = [found.get(name) for found in arrays]
+            column, metadata = _column(parts, counts)
+            fields.append(pa.field(prefix + name, column.type, metadata=metadata))
+            columns.append(column)
+    metadata = {
+        b"loopml.prediction_log": FORMAT_VERSION.encode(),
+        b"loopml.kind": kind.value.encode(),
+        b"loopml.model": model.encode(),
+        b"loopml.model_version": b"" if version is None else str(version).encode(),
+    }
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=metadata))
+
+
+def _column(
+    parts: list[np.ndarray | None], counts: np.ndarray
+) -> tuple[pa.Array, dict[bytes, bytes] | None]:
+    """One feature's Arrow column from each request's array (``None``: the request did not
+    have it, so its rows are null)."""
+    present = [p for p in parts if p is not None]
+    if max({p.ndim for p in present}) > 1:
+        return _list_column(parts, counts, present)
+    return _flat_column(parts, counts, present), None
+
+
+def _list_column(
+    parts: list[np.ndarray | None], counts: np.ndarray, present: list[np.ndarray]
+) -> tuple[pa.Array, dict[bytes, bytes] | None]:
+    """Arrays of 2 or more dimensions: each row's values (flattened in C order) as a list."""
+    lengths: list[np.ndarray] = []
+    masks: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    for part, count in zip(parts, counts.tolist(), strict=True):
+        if part is None:
+            lengths.append(np.zeros(count, dtype=np.int64))
+            masks.append(np.ones(count, dtype=bool))
+            continue
+        flat = part.reshape(count, -1)
+        lengths.append(np.full(count, flat.shape[1], dtype=np.int64))
+        masks.append(np.zeros(count, dtype=bool))
+        values.append(flat.reshape(-1))
+    sizes = np.concatenate(lengths)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    items = _flat_column(values, None, values) if values else pa.array([], pa.null())
+    mask = np.concatenate(masks)
+    if offsets[-1] < 2**31 - 1:
+        column: pa.Array = pa.ListArray.from_arrays(
+            pa.array(offsets, pa.int32()), items, mask=pa.array(mask) if mask.any() else None
+        )
+    else:
+        column = pa.LargeListArray.from_arrays(
+            pa.array(offsets, pa.int64()), items, mask=pa.array(mask) if mask.any() else None
+        )
+    shapes = {p.shape[1:] for p in present}
+    if len(shapes) == 1:
+        return column, {ROW_SHAPE_KEY: json.dumps(list(shapes.pop())).encode()}
+    return column, None
+
+
+_NUMERIC = frozenset("biuf")
+
+
+def _category(dtype: np.dtype[Any]) -> str:
+    kind = dtype.kind
+    if kind in _NUMERIC:
+        return "number"
+    if kind in "UO":
+        return "object"
+    if kind == "S":
+        return "bytes"
+    if kind == "M":
+        return "datetime"
+    return "text"  # complex, timedelta, structured: stored as their text
+
+
+def _flat_column(
+    parts: Sequence[np.ndarray | None],
+    counts: np.ndarray | None,
+    present: Sequence[np.ndarray],
+) -> pa.Array:
+    """1-D arrays (``None``: that many null rows; ``present``: the others) as one Arrow
+    array."""
+    dtypes = {p.dtype for p in present}
+    categories = {_category(d) for d in dtypes}
+    category = categories.pop() if len(categories) == 1 else "text"
+    if category in ("number", "datetime"):
+        try:
+            dtype = np.result_type(*dtypes)
+        except TypeError:
+            category = "text"
+        else:
+            if dtype == np.float16:
+                dtype = np.dtype(np.float32)  # not every Parquet reader has float16
+            return _masked(parts, counts, present, dtype)
+    values = _objects(parts, counts, text=category == "text")
+    try:
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError):
+        return pa.array(_objects(parts, counts, text=True), pa.string(), from_pandas=True)
+
+
+def _masked(
+    parts: Sequence[np.ndarray | None],
+    counts: np.ndarray | None,
+    present: Sequence[np.ndarray],
+    dtype: np.dtype[Any],
+) -> pa.Array:
+    if len(present) == len(parts):
+        return pa.array(np.concatenate(present).astype(dtype, copy=False))
+    assert counts is not None
+    sizes = [int(n) for n in counts.tolist()]
+    filled = [
+        np.zeros(n, dtype=dtype) if p is None else p.astype(dtype, copy=False)
+        for p, n in zip(parts, sizes, strict=True)
+    ]
+    mask = np.concatenate(
+        [np.full(n, p is None, dtype=bool) for p, n in zip(parts, sizes, strict=True)]
+    )
+    return pa.array(np.concatenate(filled), mask=mask)
+
+
+def _objects(
+    parts: Sequence[np.ndarray | None], counts: np.ndarray | None, *, text: bool
+) -> np.ndarray:
+    """The values as one object array (``None`` for missing rows); as text with ``text``."""
+    pieces = []
+    for index, part in enumerate(parts):
+        if part is None:
+            assert counts is not None
+            pieces.append(np.full(int(counts[index]), None, dtype=object))
+        elif text:
+            pieces.append(np.array([None if v is None else str(v) for v in part], dtype=object))
+        else:
+            pieces.append(part.astype(object, copy=False))
+    return np.concatenate(pieces) if pieces else np.array([], dtype=object)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def read_predictions(
+    store: PredictionLogStore,
+    model: str,
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    version: int | None = None,
+) -> pa.Table:
+    """The logged predictions of ``model`` with timestamps in ``[start, end)`` (ms; ``None``:
+    open), of one version or (``None``) every version, ordered by timestamp. Each segment's
+    blob is verified against its digest as it is read. Columns that some segments lack are
+    null there; a column whose type differs between segments is promoted (ints to floats)
+    or, failing that, read as text."""
+    return _read(store, model, PredictionLogKind.PREDICTIONS, start, end, version)
+
+
+def read_feedback(
+    store: PredictionLogStore,
+    model: str,
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    version: int | None = None,
+) -> pa.Table:
+    """The logged feedback of ``model`` (columns ``label.*``), like :func:`read_predictions`.
+    ``start`` and ``end`` select by when the feedback was logged."""
+    return _read(store, model, PredictionLogKind.FEEDBACK, start, end, version)
+
+
+def _read(
+    store: PredictionLogStore,
+    model: str,
+    kind: PredictionLogKind,
+    start: int | None,
+    end: int | None,
+    version: int | None,
+) -> pa.Table:
+    segments = store.list_prediction_segments(
+        model, kind=kind, start=start, end=end, version=version
+    )
+    tables = []
+    for segment in segments:
+        data = store.blobs.read_bytes(segment.digest)
+        table = pq.read_table(pa.BufferReader(data))
+        if start is not None and segment.start_time < start:
+            table = table.filter(pc.greater_equal(table["timestamp"], start))
+        if end is not None and segment.end_time >= end:
+            table = table.filter(pc.less(table["timestamp"], end))
+        tables.append(table.replace_schema_metadata(None))
+    if not tables:
+        return BASE_SCHEMA.empty_table()
+    table = _concat(tables)
+    if len(tables) > 1:
+        table = table.take(pc.sort_indices(table, [("timestamp", "ascending")]))
+    return table
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        pass
+    types: dict[str, set[pa.DataType]] = {}
+    for table in tables:
+        for item in table.schema:
+            types.setdefault(item.name, set()).add(item.type)
+    clashing = set()
+    for name, found in types.items():
+        try:
+            pa.unify_schemas(
+                [pa.schema([pa.field(name, t)]) for t in found], promote_options="permissive"
+            )
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            clashing.add(name)
+    return pa.concat_tables(
+        [_as_text(table, clashing) for table in tables], promote_options="permissive"
+    )
+
+
+def _as_text(table: pa.Table, names: Iterable[str]) -> pa.Table:
+    for name in names:
+        if name not in table.column_names:
+            continue
+        index = table.column_names.index(name)
+        column = table.column(index)
+        try:
+            text = pc.cast(column, pa.string())
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            text = pa.array(
+                [None if v is None else str(v) for v in column.to_pylist()], pa.string()
+            )
+        table = table.set_column(index, pa.field(name, pa.string()), text)
+    return table
+
+
+def join_feedback(predictions: pa.Table, feedback: pa.Table) -> pa.Table:
+    """``predictions`` with the ``label.*`` columns of ``feedback`` joined on ``request_id``
+    and ``row``, plus :data:`FEEDBACK_TIMESTAMP` (when the label arrived). Every prediction
+    row is kept, in order; a row without feedback has nulls. Where one row got feedback more
+    than once, the latest (by timestamp, then log order) wins."""
+    labels = [name for name in feedback.column_names if name.startswith(LABEL_PREFIX)]
+    if feedback.num_rows:
+        order = pc.sort_indices(feedback, [("timestamp", "ascending")])
+        feedback = feedback.take(order)
+    keys = pa.table(
+        {
+            "request_id": feedback["request_id"],
+            "row": feedback["row"].cast(pa.int64()),
+            "__f": pa.array(np.arange(feedback.num_rows, dtype=np.int64)),
+        }
+    )
+    latest = keys.group_by(["request_id", "row"], use_threads=False).aggregate([("__f", "max")])
+    left = pa.table(
+        {
+            "request_id": predictions["request_id"],
+            "row": predictions["row"].cast(pa.int64()),
+            "__p": pa.array(np.arange(predictions.num_rows, dtype=np.int64)),
+        }
+    )
+    joined = left.join(latest, keys=["request_id", "row"], join_type="left outer")
+    joined = joined.take(pc.sort_indices(joined, [("__p", "ascending")]))
+    picked = feedback.select(["timestamp", *labels]).take(joined["__f_max"])
+    result = predictions
+    result = result.append_column(
+        pa.field(FEEDBACK_TIMESTAMP, pa.int64()), picked["timestamp"].cast(pa.int64())
+    )
+    for name in labels:
+        result = result.append_column(feedback.schema.field(name), picked[name])
+    return result
+
+
+# ---------------------------------------------------------------------------- process hooks
+
+_logs: weakref.WeakSet[PredictionLog] = weakref.WeakSet()
+_hooks_registered = False
+_hooks_lock = threading.Lock()
+#: how long the exit hook waits for each open log to write what it holds
+EXIT_TIMEOUT = 30.0
+
+
+def _close_all() -> None:
+    for log in list(_logs):
+        if not log.closed or log.pending_rows:
+            try:
+                log.close(timeout=EXIT_TIMEOUT)
+            except Exception:  # pragma: no cover - the exit must go on
+                _log.exception("could not close a prediction log at exit")
+
+
+def _forget_all_after_fork() -> None:
+    for log in list(_logs):
+        log._forget_after_fork()
+
+
+def _register_process_hooks() -> None:
+    global _hooks_registered
+    with _hooks_lock:
+        if _hooks_registered:
+            return
+        atexit.register(_close_all)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_forget_all_after_fork)
+        _hooks_registered = True
