@@ -334,3 +334,45 @@ def test_access_log_is_one_json_line_per_request(
     assert lines[0]["request_id"] == ok.headers["x-request-id"]
     assert lines[0]["version"] == "1"
     assert lines[1]["error"] == "INVALID_INPUT"
+
+
+def test_arrays_go_straight_to_a_numeric_model_but_not_to_one_needing_names(
+    registered: Registered,
+) -> None:
+    """A model fitted on a DataFrame of numbers gets the merged array as it is (no DataFrame
+    per batch); a pipeline that selects columns by name keeps getting a DataFrame. Both
+    answer exactly what models.load(...).predict does."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = registered.features
+    plain = LogisticRegression(max_iter=5000).fit(frame, registered.target)
+    named = make_pipeline(
+        ColumnTransformer([("scaled", StandardScaler(), ["mean_radius", "worst_area"])]),
+        LogisticRegression(),
+    ).fit(frame, registered.target)
+    registered.log(plain, name="plain")
+    registered.log(named, name="named")
+    app = create_app(
+        parse_config(
+            {
+                "models": [
+                    {"name": "plain", "uri": "models:/plain/1"},
+                    {"name": "named", "uri": "models:/named/1"},
+                ]
+            }
+        )
+    )
+    state: ServingApp = app.state.serving
+    rows = frame.iloc[:30]
+    with live_app(app) as url:
+        endpoints = state.endpoints
+        assert endpoints["plain"].primary is not None
+        assert endpoints["named"].primary is not None
+        assert endpoints["plain"].primary.direct
+        assert not endpoints["named"].primary.direct
+        for name, model in (("plain", plain), ("named", named)):
+            answer = httpx.post(f"{url}/predict/{name}", json={"records": rows.to_dict("records")})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["predictions"] == model.predict(rows).tolist()

@@ -164,6 +164,30 @@ class LoadedModel:
             raise self._no_proba()
         return np.asarray(result)
 
+    def predict_prepared(self, data: Any, *, proba: bool = False) -> Any:
+        """The framework object's own ``predict`` (or, with ``proba``, ``predict_proba``)
+        called on ``data`` as it is: no signature check, no conversion by the flavor.
+
+        For callers that checked and shaped the input themselves: the model server checks
+        each request against the signature and hands a merged 2-D array in the signature's
+        column order. For a scikit-learn model fitted on a DataFrame that skips building a
+        DataFrame per call (about 1.5 ms here). The server first verifies, on the model's
+        input example, that this gives exactly the answers of :meth:`predict`; a model that
+        needs its columns by name (a ColumnTransformer) fails that check and keeps the
+        checked path. Falls back to the flavor's own call when the object has no such method.
+        """
+        import numpy as np
+
+        method = getattr(self.raw, "predict_proba" if proba else "predict", None)
+        if callable(method):
+            return np.asarray(method(data))
+        if proba:
+            result = self._flavor.predict_proba(self.raw, data)
+            if result is None:
+                raise self._no_proba()
+            return np.asarray(result)
+        return np.asarray(self._flavor.predict(self.raw, data))
+
     def _no_proba(self) -> InvalidArgumentError:
         return InvalidArgumentError(
             f"This {self.flavor} model ({type(self.raw).__name__}) has no predict_proba; "

@@ -34,6 +34,7 @@ import logging
 import re
 import time
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -67,6 +68,11 @@ logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("loopml.serving.access")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+# the server hands scikit-learn models fitted on a DataFrame a 2-D array in the signature's
+# column order (checked per request; see endpoint._warm_up): its warning about the missing
+# names is expected here, and would otherwise be printed for every batch
+warnings.filterwarnings("ignore", message="X does not have valid feature names")
 _JSON = "application/json"
 _TOKEN_CACHE_SECONDS = 60.0
 

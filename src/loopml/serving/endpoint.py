@@ -66,6 +66,8 @@ class Deployment:
     model: LoadedModel
     method: str = "predict"
     batcher: Batcher = field(init=False)
+    #: whether a numeric 2-D array goes to the framework as it is (see :func:`_warm_up`)
+    direct: bool = False
 
     @property
     def label(self) -> str:
@@ -74,7 +76,10 @@ class Deployment:
     def predict(self, batch: Batch) -> Any:
         """Run in the batcher's worker thread."""
         data = model_input(batch)
-        if self.method == "predict_proba":
+        proba = self.method == "predict_proba"
+        if self.direct and isinstance(data, np.ndarray):
+            return self.model.predict_prepared(data, proba=proba)
+        if proba:
             return self.model.predict_proba(data, enforce_signature=False)
         return self.model.predict(data, enforce_signature=False)
 
@@ -214,15 +219,34 @@ class Endpoint:
 
 def _warm_up(deployment: Deployment) -> None:
     """One predict on the model's input example (when it has one), so the first request
-    does not pay for lazy initialisation; a failure here fails the load."""
+    does not pay for lazy initialisation; a failure here fails the load.
+
+    It also decides :attr:`Deployment.direct`: a numeric model fitted on a DataFrame gets
+    the merged 2-D array as it is (no DataFrame per batch) when that gives exactly the
+    answers of the checked path on the example; a model that needs its columns by name (a
+    ColumnTransformer) keeps getting a DataFrame.
+    """
     example = None
+    model = deployment.model
     try:
-        example = deployment.model.input_example
+        example = model.input_example
     except Exception:  # an example that cannot be read is no reason to refuse the model
         logger.warning("%s: the input example could not be read", deployment.endpoint)
     if example is None:
         return
-    if deployment.method == "predict_proba":
-        deployment.model.predict_proba(example)
-    else:
-        deployment.model.predict(example)
+    proba = deployment.method == "predict_proba"
+    expected = model.predict_proba(example) if proba else model.predict(example)
+    if model.signature is None:
+        return
+    try:
+        from loopml.serving.inputs import check, parse_plain
+
+        records = example.to_dict(orient="records") if hasattr(example, "to_dict") else example
+        batch = check(parse_plain(records), model.signature, max_rows=len(expected) + 1)
+        data = model_input(batch)
+        if not isinstance(data, np.ndarray):
+            return
+        direct = model.predict_prepared(data, proba=proba)
+    except Exception:  # the checked path it is
+        return
+    deployment.direct = bool(np.array_equal(np.asarray(direct), np.asarray(expected)))
