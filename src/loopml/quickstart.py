@@ -7,10 +7,18 @@ scikit-learn classifiers on that exact version and tracks them with the fluent A
 run, and one nested child run per model with its params, its input dataset version (lineage),
 metrics (a per-step curve for the forests, which grow ten trees at a time), a confusion
 matrix, feature importances and, when matplotlib is installed, a ROC-curve image.
+
+:func:`serve_champion` is the serving stage: it serves the registered champion on a free
+local port in a background thread (``loopml serve`` in this process), sends it a few hundred
+single-record requests from the test split, 16 at a time, plus one request that does not fit
+the model (to show the refusal), stops the server gracefully (so its prediction log is
+written) and reads the metrics and the log back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +35,10 @@ __all__ = [
     "MODEL",
     "STEPS",
     "Candidate",
+    "ServingDemo",
     "quickstart_rules",
     "run_quickstart",
+    "serve_champion",
 ]
 
 SEED = 42
@@ -295,3 +305,135 @@ def run_quickstart(
         )
     client = parent.client
     return [client.get_run(run_id) for run_id in (parent.run_id, *(c[0] for c in children))]
+
+
+# ---------------------------------------------------------------------------- serving
+
+
+@dataclass(frozen=True)
+class ServingDemo:
+    """What the serving stage saw."""
+
+    url: str
+    version: int | None
+    requests: int
+    answered: int
+    accuracy: float
+    p50_ms: float
+    p99_ms: float
+    predict_calls: int
+    refusal: str
+    logged_rows: int
+    segments: int
+    metrics: dict[str, float]
+
+
+def _test_records() -> tuple[list[dict[str, float]], list[int]]:
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    frame = load_breast_cancer(as_frame=True).frame
+    features = frame.drop(columns=[TARGET])
+    _, x_test, _, y_test = train_test_split(
+        features,
+        frame[TARGET].to_numpy(),
+        test_size=TEST_SIZE,
+        random_state=SEED,
+        stratify=frame[TARGET].to_numpy(),
+    )
+    return x_test.to_dict(orient="records"), [int(y) for y in y_test]
+
+
+async def _traffic(
+    url: str, records: list[dict[str, float]], requests: int, concurrency: int
+) -> tuple[list[tuple[int, int | None, float]], str]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> tuple[int, int | None, float]:
+            async with semaphore:
+                started = time.perf_counter()
+                answer = await client.post(
+                    f"/predict/{MODEL}", json={"records": [records[i % len(records)]]}
+                )
+                took = time.perf_counter() - started
+            prediction = answer.json()["predictions"][0] if answer.status_code == 200 else None
+            return i, prediction, took
+
+        results = await asyncio.gather(*(one(i) for i in range(requests)))
+        bad: dict[str, object] = dict(records[0])
+        bad["mean radius"] = "large"
+        bad.pop("worst area")
+        refused = await client.post(f"/predict/{MODEL}", json={"records": [bad]})
+        refusal = f"{refused.status_code}: {refused.json()['error']}"
+    return list(results), refusal
+
+
+def _metrics(text: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = {
+        "loopml_serving_requests_total": "requests",
+        "loopml_serving_errors_total": "errors",
+        "loopml_serving_batch_rows_count": "predict_calls",
+        "loopml_serving_batch_rows_sum": "rows_predicted",
+        "loopml_serving_prediction_log_logged_rows_total": "logged_rows",
+    }
+    out = dict.fromkeys(wanted.values(), 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                out[wanted[sample.name]] += sample.value
+    return out
+
+
+def serve_champion(
+    *, tracking_uri: str | None = None, requests: int = 300, concurrency: int = 16
+) -> ServingDemo:
+    """Serve the quickstart's champion, send it ``requests`` requests and read the results
+    back (see the module docstring). Needs the serve extra (``pip install
+    'loopml[serve]'``)."""
+    import httpx
+    import numpy as np
+
+    from loopml.serving.config import single_model_config
+    from loopml.serving.factory import build_app
+    from loopml.serving.local import serve_in_thread
+    from loopml.serving.predlog import read_predictions
+    from loopml.storage.uris import open_store
+
+    records, labels = _test_records()
+    config = single_model_config(f"models:/{MODEL}@{ALIAS}")
+    app = build_app(config, tracking_uri=tracking_uri)
+    started_ms = int(time.time() * 1000)
+    with serve_in_thread(app) as url:
+        results, refusal = asyncio.run(_traffic(url, records, requests, concurrency))
+        metrics = _metrics(httpx.get(url + "/metrics").text)
+        version = httpx.get(f"{url}/v2/models/{MODEL}").json()["versions"][0]
+    # the server has stopped: its prediction log is written
+    store = open_store(tracking_uri)
+    try:
+        logged = read_predictions(store, MODEL, start=started_ms)
+        segments = len(store.list_prediction_segments(MODEL, start=started_ms))  # type: ignore[attr-defined]
+    finally:
+        store.close()
+    answered = [(i, p, t) for i, p, t in results if p is not None]
+    correct = sum(1 for i, p, _ in answered if p == labels[i % len(labels)])
+    latencies = np.array([t for _, _, t in answered]) * 1000
+    return ServingDemo(
+        url=url,
+        version=int(version) if version else None,
+        requests=requests,
+        answered=len(answered),
+        accuracy=correct / max(1, len(answered)),
+        p50_ms=float(np.percentile(latencies, 50)) if len(latencies) else 0.0,
+        p99_ms=float(np.percentile(latencies, 99)) if len(latencies) else 0.0,
+        predict_calls=int(metrics["predict_calls"]),
+        refusal=refusal,
+        logged_rows=logged.num_rows,
+        segments=segments,
+        metrics=metrics,
+    )

@@ -74,8 +74,16 @@ def test_quickstart_cli_end_to_end(cli, cli_json, tmp_path: Path) -> None:
 def test_quickstart_cli_json(cli) -> None:
     result = cli("quickstart", "--experiment", "qs-json", "--json")
     assert result.exit_code == 0, result.output
-    runs = json.loads(result.stdout)
+    out = json.loads(result.stdout)
+    runs = out["runs"]
     assert [run["info"]["run_name"] for run in runs] == ["quickstart", *CHILD_NAMES]
+    serving = out["serving"]  # the champion was served and sent traffic
+    assert serving["answered"] == serving["requests"] == 300
+    assert serving["accuracy"] > 0.9
+    assert serving["refusal"].startswith("400: ")
+    assert serving["logged_rows"] == 300  # the prediction log, read back after shutdown
+    assert serving["segments"] >= 1
+    assert serving["metrics"]["requests"] == 301
     assert {run["info"]["experiment_id"] for run in runs} == {runs[0]["info"]["experiment_id"]}
 
 

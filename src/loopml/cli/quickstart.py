@@ -18,8 +18,11 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from loopml.entities import ModelVersion, RegisteredModel, Run
+    from loopml.quickstart import ServingDemo
 
 SHOWN_METRICS = ("accuracy", "f1", "roc_auc")
+#: requests the serving stage sends
+REQUESTS = 300
 
 
 @contextmanager
@@ -86,6 +89,35 @@ def _summary(runs: list[Run]) -> Table:
     return table
 
 
+def _serving_table(demo: ServingDemo) -> Table:
+    """What the served champion answered, from the client, /metrics and the prediction log."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=f"Served models:/breast-cancer-classifier@champion (v{demo.version}) at {demo.url}",
+        box=box.SIMPLE_HEAD,
+        title_justify="left",
+        show_header=False,
+    )
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    rows = [
+        ("requests answered", f"{demo.answered} of {demo.requests}, 16 at a time"),
+        ("accuracy of the answers", f"{demo.accuracy:.3f} (test split)"),
+        ("latency p50 / p99", f"{demo.p50_ms:.1f} ms / {demo.p99_ms:.1f} ms"),
+        (
+            "predict calls (batching)",
+            f"{demo.predict_calls} calls for {int(demo.metrics['rows_predicted'])} rows",
+        ),
+        ("a request that does not fit", demo.refusal),
+        ("prediction log", f"{demo.logged_rows} rows in {demo.segments} Parquet segment(s)"),
+    ]
+    for what, value in rows:
+        table.add_row(what, value)
+    return table
+
+
 def _registry_table(model: RegisteredModel, versions: list[ModelVersion]) -> Table:
     """The registered model after the quickstart: its versions and where each alias points."""
     from rich import box
@@ -110,9 +142,6 @@ def _registry_table(model: RegisteredModel, versions: list[ModelVersion]) -> Tab
             cell(version.flavor),
             cell(version.run_id),
         )
-    table.caption = (
-        f'Load the champion anywhere: loopml.models.load("models:/{model.name}@champion")'
-    )
     return table
 
 
@@ -138,6 +167,8 @@ def _next_steps(runs: list[Run], experiment: str, tracking_uri: str | None) -> l
         f"{base} runs history {forest.info.run_id} roc_auc",
         f"{base} artifacts ls {best} --recursive",
         f"{base} artifacts get {best} -o ./artifacts",
+        f"{base} serve models:/{model}@champion --port 8080",
+        f"{base} deploy docker models:/{model}@champion -o build/",
     ]
 
 
@@ -146,25 +177,41 @@ def quickstart(
     experiment: Annotated[
         str, typer.Option("--experiment", "-e", help="The experiment to put the runs in.")
     ] = "quickstart",
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Also serve the champion on a free local port and send it requests.",
+        ),
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Version and validate a dataset, train four real scikit-learn models on it as tracked
-    runs, then show them.
+    runs, register the best, serve it and send it traffic, then show it all.
 
     Uses the breast cancer dataset bundled with scikit-learn (no download), stored as the
     dataset version breast-cancer@vN with validation rules attached; then two logistic
     regressions and two random forests, nested under one parent run, each recording the
     dataset version it used, with params, metrics, a confusion matrix, feature importances,
     a ROC-curve image and the model itself; the best one is registered as
-    breast-cancer-classifier and its champion alias is pointed at it.
+    breast-cancer-classifier and its champion alias is pointed at it. The champion is then
+    served (loopml serve, in this process, on a free port), sent a few hundred requests and
+    one it must refuse; its metrics and its prediction log are read back.
     """
-    from loopml.quickstart import STEPS, run_quickstart
+    from loopml.quickstart import STEPS, run_quickstart, serve_champion
 
     tracking_uri = get_state(ctx).tracking_uri
-    with _progress_bar(STEPS) as progress:
+    demo = None
+    with _progress_bar(STEPS + (1 if serve else 0)) as progress:
         runs = run_quickstart(experiment, tracking_uri=tracking_uri, progress=progress)
+        if serve:
+            progress(f"Serving the champion and sending it {REQUESTS} requests")
+            demo = serve_champion(tracking_uri=tracking_uri, requests=REQUESTS)
     if as_json:
-        print_json(runs)
+        import dataclasses
+
+        serving = None if demo is None else dataclasses.asdict(demo)
+        print_json({"runs": runs, "serving": serving})
         return
     print_table(_summary(runs))
     from loopml import registry
@@ -174,6 +221,9 @@ def quickstart(
     print()
     print_table(_registry_table(model, registry.list_versions(MODEL, tracking_uri=tracking_uri)))
     print(f'\nLoad the champion anywhere: loopml.models.load("models:/{MODEL}@champion")')
+    if demo is not None:
+        print()
+        print_table(_serving_table(demo))
     print("\nNext, try:")
     for command in _next_steps(runs, experiment, tracking_uri):
         print(f"  {command}")
