@@ -75,6 +75,8 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 warnings.filterwarnings("ignore", message="X does not have valid feature names")
 _JSON = "application/json"
 _TOKEN_CACHE_SECONDS = 60.0
+#: how often the monitors' latest windows are read for /metrics
+_MONITOR_SECONDS = 30.0
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -130,6 +132,9 @@ class ServingApp:
         self._follower: asyncio.Task[None] | None = None
         self._shadow_tasks: set[asyncio.Task[Any]] = set()
         self.started = False
+        #: the latest window of every monitor of a served model (exported in /metrics)
+        self.monitor_summaries: list[dict[str, Any]] = []
+        self._monitors_read = 0.0
 
     # ------------------------------------------------------------------------------ store
 
@@ -200,7 +205,7 @@ class ServingApp:
                 name: getattr(log, name, 0)
                 for name in ("logged_rows", "dropped_rows", "written_segments", "failed_segments")
             }
-        return {"queues": queues, "prediction_log": counters}
+        return {"queues": queues, "prediction_log": counters, "monitors": self.monitor_summaries}
 
     # ------------------------------------------------------------------------------ life
 
@@ -219,12 +224,32 @@ class ServingApp:
         gc.collect()
         gc.freeze()
         self.started = True
-        if any(e.follows for e in self.endpoints.values()):
-            self._follower = asyncio.get_running_loop().create_task(self._follow())
+        self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    def read_monitors(self) -> None:
+        """Refresh :attr:`monitor_summaries` from the store (monitors of served models)."""
+        store = self.store
+        if not hasattr(store, "list_monitors"):
+            return
+        served = set(self.endpoints)
+        summaries = []
+        for monitor in store.list_monitors():
+            if monitor.spec.get("model") not in served:
+                continue
+            results = store.list_monitor_results(monitor.name)
+            if results:
+                summaries.append(results[-1].summary)
+        self.monitor_summaries = summaries
 
     async def _follow(self) -> None:
         while True:
             await asyncio.sleep(self.config.alias_poll_seconds)
+            if time.monotonic() - self._monitors_read >= _MONITOR_SECONDS:
+                self._monitors_read = time.monotonic()
+                try:
+                    await asyncio.to_thread(self.read_monitors)
+                except Exception:
+                    logger.exception("reading the monitors' latest windows failed")
             for endpoint in self.endpoints.values():
                 try:
                     await endpoint.refresh(self._resolver)

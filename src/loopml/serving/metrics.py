@@ -76,6 +76,7 @@ class _Live(Collector):
         for (model, version, role), rows in state.get("queues", {}).items():
             queue.add_metric([model, version, role], rows)
         yield queue
+        yield from _monitor_families(state.get("monitors") or [])
         log = state.get("prediction_log")
         if log:
             for name, help_text in (
@@ -87,6 +88,64 @@ class _Live(Collector):
                 family = CounterMetricFamily(f"loopml_serving_prediction_log_{name}", help_text)
                 family.add_metric([], float(log.get(name, 0)))
                 yield family
+
+
+_STATUS_CODES = {"insufficient_data": -1, "ok": 0, "drift": 1, "alert": 2, "error": 3}
+
+
+def _monitor_families(monitors: list[dict[str, Any]]) -> Iterable[Any]:
+    """Gauges from the latest checked window of each monitor of a served model, so that
+    Grafana dashboards and Alertmanager rules can use them."""
+    status = GaugeMetricFamily(
+        "loopml_monitor_status",
+        "Latest window: -1 insufficient data, 0 ok, 1 drift, 2 alert",
+        labels=["monitor", "model"],
+    )
+    drifted = GaugeMetricFamily(
+        "loopml_monitor_drifted_features",
+        "Features drifted in the latest window",
+        labels=["monitor"],
+    )
+    effect = GaugeMetricFamily(
+        "loopml_monitor_drift_effect",
+        "Drift effect per column in the latest window (the rule's effect measure)",
+        labels=["monitor", "column", "role"],
+    )
+    psi = GaugeMetricFamily(
+        "loopml_monitor_drift_psi",
+        "PSI per column in the latest window",
+        labels=["monitor", "column"],
+    )
+    performance = GaugeMetricFamily(
+        "loopml_monitor_performance",
+        "Performance in the latest window with labels",
+        labels=["monitor", "metric"],
+    )
+    alerts = GaugeMetricFamily(
+        "loopml_monitor_alerts", "Rules breached in the latest window", labels=["monitor"]
+    )
+    rows = GaugeMetricFamily(
+        "loopml_monitor_rows", "Predictions in the latest window", labels=["monitor"]
+    )
+    for summary in monitors:
+        name = str(summary.get("monitor"))
+        status.add_metric(
+            [name, str(summary.get("model"))], _STATUS_CODES.get(str(summary.get("status")), 3)
+        )
+        drifted.add_metric([name], len(summary.get("drifted_features") or []))
+        alerts.add_metric([name], len(summary.get("alerts") or []))
+        rows.add_metric([name], float(summary.get("rows") or 0))
+        for column in (summary.get("drift") or {}).get("columns", []):
+            value = column.get("effect")
+            if isinstance(value, int | float):
+                effect.add_metric([name, str(column.get("column")), str(column.get("role"))], value)
+            value = (column.get("measures") or {}).get("psi")
+            if isinstance(value, int | float):
+                psi.add_metric([name, str(column.get("column"))], value)
+        for metric, value in (summary.get("performance") or {}).items():
+            if isinstance(value, int | float):
+                performance.add_metric([name, metric], value)
+    yield from (status, drifted, effect, psi, performance, alerts, rows)
 
 
 class ServingMetrics:
