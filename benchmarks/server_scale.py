@@ -11,10 +11,10 @@ is created through it, and the runs go in through the database's own connection:
 rows with ``executemany``, then params, metric history (``metrics``, one point per key) and
 ``latest_metrics`` with ``INSERT ... SELECT`` statements that cross-join the runs with the
 keys, so the database generates the 45 million rows itself, a few thousand runs per
-statement, in primary-key order (run ids are random, inserted sorted). The secondary index
-on ``latest_metrics`` is dropped before and created again after, from its own stored
-definition. Values are functions of the run's index (see ``param_value``, ``metric_value``),
-so every answer can be checked without the database.
+statement, in primary-key order (run ids are random, inserted sorted). The secondary indexes
+of ``latest_metrics``, ``params`` and ``run_tags`` are dropped before and created again after,
+from their own stored definitions. Values are functions of the run's index (see
+``param_value``, ``metric_value``), so every answer can be checked without the database.
 
 The SQLite file is cached in ``--cache-dir`` (default ``<tempdir>/loopml-scale``) under a name
 made of the sizes, a data-format version and the schema's Alembic head, so later runs skip the
@@ -140,6 +140,10 @@ _PARAM_SQL = (
     "ELSE 'p' || k.j || '-' || ((r.idx * (k.j + 1)) % 1000) END"
 )
 _METRIC_SQL = "CAST(((r.idx * 7919 + k.j * 104729) % 100003) AS DOUBLE PRECISION) / 100003"
+
+
+#: tables whose secondary indexes are dropped during the build and created after it
+_BULK_TABLES = ("latest_metrics", "params", "run_tags")
 
 
 @dataclass
@@ -315,13 +319,13 @@ def build_sqlite(shape: Shape, cache_dir: Path, rebuild: bool) -> Built:
         conn.execute("PRAGMA cache_size = -262144")  # 256 MiB
         conn.execute("PRAGMA temp_store = MEMORY")
         loader = _Loader(conn, "sqlite")
-        indexes = loader.secondary_indexes("latest_metrics")
+        indexes = [ix for table in _BULK_TABLES for ix in loader.secondary_indexes(table)]
         conn.execute("BEGIN")
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
         _fill(loader, shape, int(experiment_id), ids)
         conn.execute("COMMIT")
-        log(f"  creating {len(indexes)} index(es) of latest_metrics")
+        log(f"  creating {len(indexes)} index(es) of {', '.join(_BULK_TABLES)}")
         conn.execute("BEGIN")
         for _, ddl in indexes:
             conn.execute(ddl)
@@ -378,11 +382,11 @@ def build_postgres(shape: Shape, url: str, rebuild: bool) -> Built:
             conn.execute("SET session_replication_role = replica")
         except psycopg.Error:
             conn.rollback()
-        indexes = loader.secondary_indexes("latest_metrics")
+        indexes = [ix for table in _BULK_TABLES for ix in loader.secondary_indexes(table)]
         for index, _ in indexes:
             conn.execute(f'DROP INDEX "{index}"')
         _fill(loader, shape, int(experiment_id), ids)
-        log(f"  creating {len(indexes)} index(es) of latest_metrics")
+        log(f"  creating {len(indexes)} index(es) of {', '.join(_BULK_TABLES)}")
         for _, ddl in indexes:
             conn.execute(ddl)
         build_s = time.perf_counter() - began
@@ -765,9 +769,15 @@ def explain(built: Built, shape: Shape) -> dict[str, Any]:
     from loopml.storage.sql import SqlStore
 
     found: dict[str, Any] = {}
+    chosen = random.Random(SEED).sample(built.ids, min(COMPARE, len(built.ids)))
     searches = {
         "first_page": (None, ["start_time DESC"]),
+        "order_page": (None, ["metrics.m0 DESC"]),
         "metric_page": (f"params.p0 = '{FILTER_VALUE}'", ["metrics.m0 DESC"]),
+        "compare_search": (
+            "run_id IN ({})".format(", ".join(f"'{run_id}'" for run_id in chosen)),
+            ["start_time DESC"],
+        ),
     }
     with tempfile.TemporaryDirectory(prefix="loopml-scale-explain-") as blobs:
         store = SqlStore(built.url, BlobStore(blobs))

@@ -11,7 +11,8 @@ that the direct store raised on the server::
     ├── NotFoundError                 NOT_FOUND             404
     │   ├── ExperimentNotFoundError   EXPERIMENT_NOT_FOUND  404
     │   ├── RunNotFoundError          RUN_NOT_FOUND         404
-    │   └── ArtifactNotFoundError     ARTIFACT_NOT_FOUND    404
+    │   ├── ArtifactNotFoundError     ARTIFACT_NOT_FOUND    404
+    │   └── MonitorNotFoundError      MONITOR_NOT_FOUND     404
     ├── AlreadyExistsError            ALREADY_EXISTS        409
     ├── ConflictError                 CONFLICT              409
     │   ├── ParamConflictError        PARAM_CONFLICT        409
@@ -42,6 +43,7 @@ __all__ = [
     "LoopmlError",
     "MissingDependencyError",
     "ModelNotFoundError",
+    "MonitorNotFoundError",
     "NotFoundError",
     "ParamConflictError",
     "PermissionDeniedError",
@@ -124,6 +126,12 @@ class ModelNotFoundError(NotFoundError):
     """No registered model, version or alias with that name."""
 
     code = "MODEL_NOT_FOUND"
+
+
+class MonitorNotFoundError(NotFoundError):
+    """No monitor with that name."""
+
+    code = "MONITOR_NOT_FOUND"
 
 
 class AlreadyExistsError(LoopmlError):

@@ -18,6 +18,7 @@ written) and reads the metrics and the log back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -326,6 +327,9 @@ class ServingDemo:
     logged_rows: int
     segments: int
     metrics: dict[str, float]
+    monitor: dict[str, Any] = field(default_factory=dict)
+    """The monitoring stage: the monitor's verdict on the normal traffic and on the shifted
+    traffic (status, drifted features, alerts)."""
 
 
 def _test_records() -> tuple[list[dict[str, float]], list[int]]:
@@ -413,13 +417,17 @@ def serve_champion(
         results, refusal = asyncio.run(_traffic(url, records, requests, concurrency))
         metrics = _metrics(httpx.get(url + "/metrics").text)
         version = httpx.get(f"{url}/v2/models/{MODEL}").json()["versions"][0]
+        shift_ms = int(time.time() * 1000) + 1
+        time.sleep(0.002)
+        asyncio.run(_traffic(url, _shifted(records), requests, concurrency))
     # the server has stopped: its prediction log is written
     store = open_store(tracking_uri)
     try:
-        logged = read_predictions(store, MODEL, start=started_ms)
+        logged = read_predictions(store, MODEL, start=started_ms, end=shift_ms)
         segments = len(store.list_prediction_segments(MODEL, start=started_ms))  # type: ignore[attr-defined]
     finally:
         store.close()
+    monitor = _monitor(tracking_uri, shift_ms)
     answered = [(i, p, t) for i, p, t in results if p is not None]
     correct = sum(1 for i, p, _ in answered if p == labels[i % len(labels)])
     latencies = np.array([t for _, _, t in answered]) * 1000
@@ -436,4 +444,49 @@ def serve_champion(
         logged_rows=logged.num_rows,
         segments=segments,
         metrics=metrics,
+        monitor=monitor,
     )
+
+
+#: the features the quickstart's second batch of traffic shifts, and how
+SHIFTS = {"mean radius": 1.5, "worst area": 1.8, "mean texture": 1.4}
+MONITOR = "quickstart-champion"
+
+
+def _shifted(records: list[dict[str, float]]) -> list[dict[str, float]]:
+    """The same records with a few features scaled up: production data that drifted."""
+    return [{k: v * SHIFTS.get(k, 1.0) for k, v in record.items()} for record in records]
+
+
+def _monitor(tracking_uri: str | None, shift_ms: int) -> dict[str, Any]:
+    """Check the served champion's prediction log against the training data: the window of
+    the normal traffic, then the window that includes the shifted traffic."""
+    from loopml import data, monitoring
+    from loopml.errors import MonitorNotFoundError
+
+    reference = data.get(DATASET, tracking_uri=tracking_uri).ref
+    with contextlib.suppress(MonitorNotFoundError):
+        monitoring.delete(MONITOR, tracking_uri=tracking_uri)  # a rerun starts afresh
+    monitoring.create(
+        MONITOR,
+        model=MODEL,
+        reference=reference,
+        window="10m",
+        target=TARGET,
+        tracking_uri=tracking_uri,
+    )
+    calm = monitoring.check(MONITOR, at=shift_ms, tracking_uri=tracking_uri)
+    shifted = monitoring.check(MONITOR, tracking_uri=tracking_uri)
+    return {
+        "name": MONITOR,
+        "reference": reference,
+        "shifted": sorted(SHIFTS),
+        "before": {"status": calm.status, "drifted": list(calm.drifted_features)},
+        "after": {
+            "status": shifted.status,
+            "rows": shifted.rows,
+            "drifted": list(shifted.drifted_features),
+            "prediction_drift": shifted.prediction_drift,
+            "alerts": [a["reason"] for a in shifted.alerts],
+        },
+    }

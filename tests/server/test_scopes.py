@@ -66,6 +66,8 @@ def world(sql_store: SqlStore) -> Iterator[World]:
     store.log_dataset_inputs(b_run, [("iris", 1, "training")])
     store.create_model_version("churn", package_digest=DIGEST, run_id=a_run)
     store.create_model_version("fraud", package_digest=DIGEST, run_id=b_run)
+    store.create_monitor("churn-drift", {"model": "churn", "threshold": 0.2})
+    store.create_monitor("fraud-drift", {"model": "fraud", "threshold": 0.2})
     secrets = {
         # "gamma" and "churn2" do not exist yet: the token may create them
         "scoped": store.create_token(
@@ -179,7 +181,32 @@ def _outside(w: World) -> list[tuple[str, str, Any, dict[str, Any]]]:
         ("POST", "/models/fraud/prediction-segments", _segment_body(DIGEST, 10), {}),
         ("GET", "/models/fraud/prediction-segments", None, {}),
         ("GET", "/models/fraud/prediction-segments", None, {"kind": "feedback"}),
+        # monitors of a model (its spec's "model"), or of none
+        ("POST", "/monitors", {"name": "fraud-2", "spec": {"model": "fraud"}}, {}),
+        ("POST", "/monitors", {"name": "nomodel", "spec": {"threshold": 1}}, {}),
+        ("POST", "/monitors", {"name": "listed", "spec": {"model": ["churn"]}}, {}),
+        ("GET", "/monitors/fraud-drift", None, {}),
+        ("GET", "/monitors/nowhere", None, {}),  # existence not revealed
+        ("PUT", "/monitors/fraud-drift", {"spec": {"model": "churn"}}, {}),  # taking it over
+        ("PUT", "/monitors/churn-drift", {"spec": {"model": "fraud"}}, {}),  # moving it away
+        ("PUT", "/monitors/churn-drift", {"spec": {}}, {}),
+        ("POST", "/monitors/fraud-drift/results", _result_body(), {}),
+        ("POST", "/monitors/nowhere/results", _result_body(), {}),
+        ("GET", "/monitors/fraud-drift/results", None, {}),
+        ("POST", "/monitors/fraud-drift/events", {"kind": "alert.opened", "payload": {}}, {}),
+        ("GET", "/monitors/fraud-drift/events", None, {}),
+        ("GET", "/monitors/fraud-drift/events", None, {"kinds": ["alert.opened"], "since": 0}),
+        ("DELETE", "/monitors/fraud-drift", None, {}),
     ]
+
+
+def _result_body(start: int = MS, status: str = "ok") -> dict[str, Any]:
+    return {
+        "window_start": start,
+        "window_end": start + 3_600_000,
+        "status": status,
+        "summary": {"psi": 0.1},
+    }
 
 
 def _segment_body(digest: str, size: int) -> dict[str, Any]:
@@ -207,6 +234,84 @@ def test_a_scoped_token_records_and_lists_its_models_prediction_log(world: World
     refused = world.call("scoped", "POST", "/models/fraud/prediction-segments", body)
     assert refused.status_code == 403
     assert world.store.list_prediction_segments("fraud") == []
+
+
+def test_a_scoped_token_uses_its_models_monitors(world: World) -> None:
+    w, call = world, world.call
+    spec = {"model": "churn", "threshold": 0.3}
+    created = call("scoped", "POST", "/monitors", {"name": "m1", "spec": spec, "actor": "spoof"})
+    assert created.status_code == 201, created.text
+    assert created.json()["spec"] == spec
+    assert call("scoped", "GET", "/monitors/m1").json()["spec"] == spec
+    assert call("scoped", "GET", "/monitors/churn-drift").status_code == 200
+    # moving a monitor between two models of its scope
+    moved = call("scoped", "PUT", "/monitors/m1", {"spec": {"model": "churn2"}})
+    assert moved.status_code == 200, moved.text
+    recorded = call("scoped", "POST", "/monitors/m1/results", _result_body(status="drift"))
+    assert recorded.status_code == 200, recorded.text
+    results = call("scoped", "GET", "/monitors/m1/results", start=MS).json()
+    assert [r["status"] for r in results] == ["drift"]
+    event = call("scoped", "POST", "/monitors/m1/events", {"kind": "alert.opened", "payload": {}})
+    assert event.status_code == 201, event.text
+    assert event.json()["actor"] == "scoped"
+    kinds = [e["kind"] for e in call("scoped", "GET", "/monitors/m1/events").json()]
+    assert kinds == ["monitor.created", "monitor.updated", "alert.opened"]
+    # the token's name is the actor, whatever the client sent
+    assert {e.actor for e in w.store.list_monitor_events("m1")} == {"scoped"}
+    deleted = call("scoped", "DELETE", "/monitors/m1")
+    assert deleted.status_code == 204, deleted.text
+    assert [m.name for m in w.store.list_monitors()] == ["churn-drift", "fraud-drift"]
+
+
+def test_monitor_listings_hide_what_is_outside_the_scope(world: World) -> None:
+    w, call = world, world.call
+    w.store.record_monitor_event("fraud-drift", "alert.opened", {"psi": 0.9})
+    w.store.record_monitor_event("churn-drift", "alert.opened", {"psi": 0.4})
+    for token in ("scoped", "models_only"):
+        assert [m["name"] for m in call(token, "GET", "/monitors").json()] == ["churn-drift"]
+        listed = call(token, "GET", "/monitor-events").json()
+        assert [(e["monitor"], e["kind"]) for e in listed] == [
+            ("churn-drift", "monitor.created"),
+            ("churn-drift", "alert.opened"),
+        ]
+        alerts = call(token, "GET", "/monitor-events", kinds=["alert.opened"], limit=1).json()
+        assert [e["monitor"] for e in alerts] == ["churn-drift"]
+    assert [m["name"] for m in call("free", "GET", "/monitors").json()] == [
+        "churn-drift",
+        "fraud-drift",
+    ]
+    assert len(call("free", "GET", "/monitor-events").json()) == 4
+    # a token limited to experiments only is not limited here
+    w.secrets["experiments"] = w.store.create_token(
+        "experiments", "reader", scopes={"experiments": ["alpha"]}
+    )[1]
+    assert len(call("experiments", "GET", "/monitors").json()) == 2
+    assert len(call("experiments", "GET", "/monitor-events").json()) == 4
+    assert call("experiments", "GET", "/monitors/fraud-drift").status_code == 200
+
+
+def test_a_scoped_token_sees_no_events_of_an_earlier_monitor_of_the_name(world: World) -> None:
+    """A monitor deleted earlier may have watched another model: its events stay, but a
+    token limited to models sees those of the monitor of that name since it was created."""
+    w, call = world, world.call
+    w.store.create_monitor("shared", {"model": "fraud"})
+    w.store.record_monitor_event("shared", "alert.opened", {"psi": 0.9})
+    w.store.delete_monitor("shared")
+    time.sleep(0.002)  # the new monitor is created a millisecond later at least
+    created = call("scoped", "POST", "/monitors", {"name": "shared", "spec": {"model": "churn"}})
+    assert created.status_code == 201, created.text
+    for path in ("/monitors/shared/events", "/monitor-events"):
+        found = call("scoped", "GET", path).json()
+        assert [(e["monitor"], e["kind"]) for e in found if e["monitor"] == "shared"] == [
+            ("shared", "monitor.created")
+        ], path
+    everything = call("free", "GET", "/monitors/shared/events").json()
+    assert [e["kind"] for e in everything] == [
+        "monitor.created",
+        "alert.opened",
+        "monitor.deleted",
+        "monitor.created",
+    ]
 
 
 def test_every_route_refuses_what_is_outside_the_scope(world: World) -> None:
@@ -296,6 +401,11 @@ def test_the_remote_store_raises_permission_denied(world: World) -> None:
             with pytest.raises(PermissionDeniedError):
                 limited.get_experiment_by_name("beta")
             assert [u.run_id for u in limited.list_dataset_usages("iris")] == [world.a_run]
+            assert [m.name for m in limited.list_monitors()] == ["churn-drift"]
+            with pytest.raises(PermissionDeniedError, match="limited to the models"):
+                limited.get_monitor("fraud-drift")
+            with pytest.raises(PermissionDeniedError, match="limited to the models"):
+                limited.create_monitor("fraud-3", {"model": "fraud"})
         finally:
             limited.close()
 

@@ -18,6 +18,8 @@ from loopml.cli import (
     deploy,
     experiments,
     models,
+    monitor,
+    monitors,
     quickstart,
     runs,
     serve,
@@ -44,6 +46,8 @@ app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(deploy.app, name="deploy")
+monitors.register(monitor.app)
+app.add_typer(monitor.app, name="monitor")
 app.command("quickstart")(quickstart.quickstart)
 app.command("server")(server.server)
 app.command("serve", help=reflow(serve.serve.__doc__))(serve.serve)

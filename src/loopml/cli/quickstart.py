@@ -113,6 +113,21 @@ def _serving_table(demo: ServingDemo) -> Table:
         ("a request that does not fit", demo.refusal),
         ("prediction log", f"{demo.logged_rows} rows in {demo.segments} Parquet segment(s)"),
     ]
+    mon = demo.monitor
+    if mon:
+        before, after = mon["before"], mon["after"]
+        rows += [
+            (
+                "monitor, normal traffic",
+                f"{before['status']} (drifted: {', '.join(before['drifted']) or 'none'})",
+            ),
+            ("then shifted", ", ".join(mon["shifted"])),
+            (
+                "monitor, with the shift",
+                f"{after['status']}: drifted {', '.join(after['drifted']) or 'none'}",
+            ),
+        ]
+        rows += [("alert", reason) for reason in after["alerts"][:6]]
     for what, value in rows:
         table.add_row(what, value)
     return table
@@ -169,6 +184,8 @@ def _next_steps(runs: list[Run], experiment: str, tracking_uri: str | None) -> l
         f"{base} artifacts get {best} -o ./artifacts",
         f"{base} serve models:/{model}@champion --port 8080",
         f"{base} deploy docker models:/{model}@champion -o build/",
+        f"{base} monitor status quickstart-champion",
+        f"{base} monitor report quickstart-champion report.html",
     ]
 
 

@@ -10,6 +10,7 @@ from loopml.entities.model import (
     RegisteredModel,
     RegistryEvent,
 )
+from loopml.entities.monitor import Monitor, MonitorEvent, MonitorResult, MonitorStatus
 from loopml.entities.paging import PagedList
 from loopml.entities.prediction import PredictionLogKind, PredictionSegment
 from loopml.entities.run import Run, RunData, RunInfo, RunStatus, SourceInfo
@@ -27,6 +28,10 @@ __all__ = [
     "MetricRow",
     "ModelVersion",
     "ModelVersionStatus",
+    "Monitor",
+    "MonitorEvent",
+    "MonitorResult",
+    "MonitorStatus",
     "PagedList",
     "PredictionLogKind",
     "PredictionSegment",

@@ -51,6 +51,7 @@ ROUTER_MODULES = (
     "loopml.server.routes.datasets",
     "loopml.server.routes.registry",
     "loopml.server.routes.predictions",
+    "loopml.server.routes.monitors",
     "loopml.server.routes.tokens",
 )
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

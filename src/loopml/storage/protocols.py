@@ -23,6 +23,9 @@ from loopml.entities import (
     MetricRow,
     ModelVersion,
     ModelVersionStatus,
+    Monitor,
+    MonitorEvent,
+    MonitorResult,
     PagedList,
     PredictionLogKind,
     PredictionSegment,
@@ -42,6 +45,7 @@ __all__ = [
     "DatasetStore",
     "ExperimentStore",
     "MetricStore",
+    "MonitorStore",
     "PredictionLogStore",
     "RegistryStore",
     "RunStore",
@@ -339,6 +343,101 @@ class PredictionLogStore(Protocol):
 
 
 @runtime_checkable
+class MonitorStore(Protocol):
+    """Monitors (a name and a JSON spec the monitoring layer defines), the result of each
+    window they checked, and their events (see :mod:`loopml.storage.monitors` for the rules
+    every argument follows; a bad one raises :class:`~loopml.errors.InvalidArgumentError`
+    naming its ``field``). Times are milliseconds since the epoch."""
+
+    def create_monitor(
+        self, name: str, spec: Mapping[str, Any], *, actor: str | None = None
+    ) -> Monitor:
+        """A new monitor (and its ``monitor.created`` event, by ``actor``). ``name``: 1 to
+        128 letters, digits, '_', '.' and '-', starting with a letter or digit; ``spec``: a
+        JSON object under 256 KiB, nested at most 32 levels.
+
+        Raises:
+            AlreadyExistsError: a monitor of that name exists.
+        """
+        ...
+
+    def get_monitor(self, name: str) -> Monitor:
+        """Raises MonitorNotFoundError when there is none of that name."""
+        ...
+
+    def list_monitors(self) -> list[Monitor]:
+        """Every monitor, by name."""
+        ...
+
+    def update_monitor(
+        self, name: str, spec: Mapping[str, Any], *, actor: str | None = None
+    ) -> Monitor:
+        """Replace the monitor's spec (a ``monitor.updated`` event). Raises
+        MonitorNotFoundError."""
+        ...
+
+    def delete_monitor(self, name: str, *, actor: str | None = None) -> None:
+        """Delete the monitor with its results (a ``monitor.deleted`` event); its events
+        remain. Raises MonitorNotFoundError."""
+        ...
+
+    def record_monitor_result(
+        self,
+        name: str,
+        *,
+        window_start: int,
+        window_end: int,
+        status: str,
+        summary: Mapping[str, Any],
+    ) -> MonitorResult:
+        """The outcome of checking ``[window_start, window_end)`` (``window_start <
+        window_end``): ``status`` one of ``ok``, ``drift``, ``alert``,
+        ``insufficient_data``, ``error`` (see :class:`~loopml.entities.MonitorStatus`),
+        ``summary`` a JSON object under 1 MiB. Recording the same window again replaces its
+        result atomically (a re-check). Raises MonitorNotFoundError."""
+        ...
+
+    def list_monitor_results(
+        self,
+        name: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        limit: int = 1000,
+    ) -> list[MonitorResult]:
+        """The first ``limit`` (1 to 10,000) results whose window overlaps ``[start, end)``
+        (``None``: unbounded), by window start then end. Raises MonitorNotFoundError."""
+        ...
+
+    def record_monitor_event(
+        self,
+        name: str,
+        kind: str,
+        payload: Mapping[str, Any],
+        *,
+        actor: str | None = None,
+    ) -> MonitorEvent:
+        """Append an event (``kind``: 1 to 64 of ``a-z``, ``0-9``, '_', '.', '-', such as
+        ``alert.opened``; ``payload``: a JSON object under 256 KiB). Raises
+        MonitorNotFoundError."""
+        ...
+
+    def list_monitor_events(
+        self,
+        name: str | None = None,
+        *,
+        kinds: Sequence[str] | None = None,
+        since: int | None = None,
+        limit: int = 1000,
+    ) -> list[MonitorEvent]:
+        """The first ``limit`` (1 to 10,000) events of the monitor ``name`` (``None``: of
+        every monitor) at or after ``since``, of one of ``kinds`` (``None``: any; empty:
+        none), by time then event id. A deleted monitor's events are still listed, and a name
+        never used has none."""
+        ...
+
+
+@runtime_checkable
 class TrackingStore(
     ExperimentStore,
     RunStore,
@@ -347,6 +446,7 @@ class TrackingStore(
     DatasetStore,
     RegistryStore,
     PredictionLogStore,
+    MonitorStore,
     Protocol,
 ):
     """Everything the tracking client needs: the union of the per-resource protocols."""

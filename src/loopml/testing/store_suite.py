@@ -12,6 +12,8 @@ yields a fresh, empty store; pytest then runs every ``test_*`` method against it
 from __future__ import annotations
 
 import math
+import random
+import string
 import time
 import uuid
 from pathlib import Path
@@ -33,6 +35,7 @@ from loopml.errors import (
 )
 from loopml.storage.protocols import TrackingStore
 from loopml.testing.dataset_suite import DatasetStoreSuite
+from loopml.testing.monitor_suite import MonitorStoreSuite
 from loopml.testing.prediction_suite import PredictionLogStoreSuite
 from loopml.testing.registry_suite import RegistryStoreSuite
 
@@ -64,7 +67,9 @@ def _m(key: str, value: float, step: int = 0, timestamp: int = 1000) -> Metric:
     return Metric(key, value, timestamp, step)
 
 
-class TrackingStoreSuite(DatasetStoreSuite, RegistryStoreSuite, PredictionLogStoreSuite):
+class TrackingStoreSuite(
+    DatasetStoreSuite, RegistryStoreSuite, PredictionLogStoreSuite, MonitorStoreSuite
+):
     """Behaviour every :class:`~loopml.storage.protocols.TrackingStore` must have."""
 
     # -- experiments -------------------------------------------------------------------------
@@ -197,6 +202,32 @@ class TrackingStoreSuite(DatasetStoreSuite, RegistryStoreSuite, PredictionLogSto
         with pytest.raises(InvalidArgumentError, match="string, number or boolean"):
             store.log_params(run_id, {"obj": object()})  # type: ignore[dict-item]
         assert store.get_run(run_id).data.params == {}
+
+    def test_longest_values_are_logged_and_found(self, store: TrackingStore) -> None:
+        """A param or tag value of the greatest allowed length (8,000 characters) is stored,
+        whatever its bytes, and found by a search: no index may limit an entry's size (a
+        PostgreSQL btree entry must fit in ~2.7 KB; these are 8 KB of ASCII and 24 KB of
+        UTF-8 that do not compress)."""
+        exp_id = _exp(store)
+        rng = random.Random(8000)
+        ascii_value = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(8000))
+        wide_value = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(8000))
+        run_id = _run(store, exp_id)
+        other = _run(store, exp_id)
+        store.log_params(run_id, {"ascii": ascii_value, "wide": wide_value})
+        store.set_tags(run_id, {"ascii": ascii_value})
+        store.log_batch(run_id, [], tags={"wide": wide_value})
+        store.log_params(other, {"ascii": ascii_value[:-1] + "!"})
+        data = store.get_run(run_id).data
+        assert data.params == {"ascii": ascii_value, "wide": wide_value}
+        assert data.tags == {"ascii": ascii_value, "wide": wide_value}
+        for flt in (
+            f"params.ascii = '{ascii_value}'",
+            f"params.wide = '{wide_value}'",
+            f"tags.ascii = '{ascii_value}'",
+            f"tags.wide IN ('{wide_value}', 'other')",
+        ):
+            assert [r.info.run_id for r in store.search_runs([exp_id], flt)] == [run_id], flt[:20]
 
     def test_tags_are_mutable(self, store: TrackingStore) -> None:
         run_id = _run(store)
@@ -374,6 +405,62 @@ class TrackingStoreSuite(DatasetStoreSuite, RegistryStoreSuite, PredictionLogSto
             store.search_runs([exp_id], page_token="garbage!")  # noqa: S106
         with pytest.raises(InvalidArgumentError, match="max_results"):
             store.search_runs([exp_id], max_results=0)
+
+    def test_search_pages_follow_one_order(self, store: TrackingStore) -> None:
+        """Every page size walks the runs in the same order: ordered keys first (ties by
+        start time, newest first, then run id), runs lacking a key (or with a NaN metric)
+        after those having it, including across a page boundary and past it."""
+        exp_id = _exp(store)
+        runs: list[dict[str, object]] = []
+        for i in range(20):
+            start = 1000 + i // 3  # ties of three
+            run_id = store.create_run(exp_id, run_name=f"r{i:02d}", start_time=start).run_id
+            loss = None if i % 5 == 0 else (math.nan if i % 7 == 3 else (i * 3) % 4 / 4)
+            lr = None if i % 4 == 1 else "abc"[i % 3]
+            params = {"group": "ab"[i % 2]} | ({"lr": lr} if lr is not None else {})
+            store.log_batch(run_id, [_m("loss", loss)] if loss is not None else [], params=params)
+            end = None if i % 6 == 0 else 5000 + i % 4
+            if end is not None:
+                store.update_run(run_id, status=RunStatus.FINISHED, end_time=end)
+            usable = None if loss is None or math.isnan(loss) else loss
+            runs.append(
+                {"id": run_id, "start": start, "loss": usable, "lr": lr, "end": end, "group": i % 2}
+            )
+
+        def expected(order: list[tuple[str, bool]], group: int | None) -> list[str]:
+            found = [r for r in runs if group is None or r["group"] == group]
+            found.sort(key=lambda r: str(r["id"]))
+            found.sort(key=lambda r: int(r["start"]), reverse=True)  # type: ignore[call-overload]
+            for name, ascending in reversed(order):  # stable: the first key decides last
+                having = [r for r in found if r[name] is not None]
+                having.sort(key=lambda r: r[name], reverse=not ascending)  # type: ignore[arg-type,return-value]
+                found = having + [r for r in found if r[name] is None]
+            return [str(r["id"]) for r in found]
+
+        columns = {"loss": "metrics.loss", "lr": "params.lr", "end": "end_time"}
+        orders = [
+            [("loss", False)],
+            [("loss", True)],
+            [("lr", False), ("loss", True)],
+            [("loss", False), ("lr", True)],
+            [("end", False)],
+            [("end", True), ("loss", False)],
+        ]
+        for order in orders:
+            order_by = [f"{columns[name]} {'ASC' if asc else 'DESC'}" for name, asc in order]
+            for group, flt in ((None, None), (1, "params.group = 'b'")):
+                want = expected(order, group)
+                for size in (1, 3, 4, 100):
+                    seen: list[str] = []
+                    token = None
+                    while True:
+                        page = store.search_runs([exp_id], flt, order_by, size, token)
+                        assert len(page) <= size
+                        seen += [r.info.run_id for r in page]
+                        token = page.next_page_token
+                        if token is None or len(seen) > len(want):
+                            break
+                    assert seen == want, (order_by, flt, size)
 
     def test_search_bad_filter(self, store: TrackingStore) -> None:
         exp_id = _exp(store)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from loopml.storage.rest.artifacts import RestArtifactsMixin
 from loopml.storage.rest.datasets import RestDatasetsMixin
+from loopml.storage.rest.monitors import RestMonitorsMixin
 from loopml.storage.rest.predictions import RestPredictionsMixin
 from loopml.storage.rest.registry import RestRegistryMixin
 from loopml.storage.rest.tracking import RestTrackingMixin
@@ -17,6 +18,7 @@ class RestStore(
     RestDatasetsMixin,
     RestRegistryMixin,
     RestPredictionsMixin,
+    RestMonitorsMixin,
 ):
     """Implements :class:`~loopml.storage.protocols.TrackingStore` by calling a server.
 

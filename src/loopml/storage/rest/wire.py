@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import operator
 import types
 import typing
+from collections.abc import Callable
 from functools import cache
 from typing import Any, TypeVar
 
@@ -27,19 +29,76 @@ _FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 def to_wire(value: Any) -> Any:
     """A JSON-ready copy of ``value`` (dataclasses, enums, tuples, lists, dicts, floats)."""
-    if isinstance(value, enum.Enum):
-        return value.value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_wire(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {str(k): to_wire(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_wire(v) for v in value]
-    if hasattr(value, "_asdict"):  # NamedTuple
-        return to_wire(tuple(value))
-    return value
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    return _encoder(kind)(value)
+
+
+#: types returned as they are (exactly these: a str enum or an int subclass is not one)
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _item(value: Any) -> Any:
+    """:func:`to_wire` of one element of a container, inlining the commonest cases."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is float:
+        return value if value - value == 0.0 else _special(value)  # inf - inf and NaN: NaN
+    return _encoder(kind)(value)
+
+
+def _special(value: float) -> str:
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _float(value: float) -> Any:
+    return value if math.isfinite(value) else _special(value)
+
+
+def _dict(value: dict[Any, Any]) -> dict[str, Any]:
+    return {str(k): _item(v) for k, v in value.items()}
+
+
+def _list(value: list[Any] | tuple[Any, ...]) -> list[Any]:
+    return [_item(v) for v in value]
+
+
+def _other(value: Any) -> Any:
+    return to_wire(tuple(value)) if hasattr(value, "_asdict") else value
+
+
+_ENCODERS: dict[type, Callable[[Any], Any]] = {}
+
+
+def _encoder(kind: type) -> Callable[[Any], Any]:
+    """How to encode a value of this type, decided once per type (most of the cost of a
+    page of runs was deciding it per value); in :func:`to_wire`'s order: an enum, a
+    dataclass, a float, a dict, a list or tuple (a NamedTuple too), else ``_other``."""
+    found = _ENCODERS.get(kind)
+    if found is None:
+        found = _ENCODERS[kind] = _choose(kind)
+    return found
+
+
+def _choose(kind: type) -> Callable[[Any], Any]:
+    if issubclass(kind, enum.Enum):
+        return operator.attrgetter("value")
+    if dataclasses.is_dataclass(kind):
+        names = tuple(f.name for f in dataclasses.fields(kind))
+
+        def encode(value: Any) -> dict[str, Any]:
+            return {name: _item(getattr(value, name)) for name in names}
+
+        return encode
+    if issubclass(kind, float):
+        return _float
+    if issubclass(kind, dict):
+        return _dict
+    if issubclass(kind, list | tuple):
+        return _list
+    return _other
 
 
 @cache

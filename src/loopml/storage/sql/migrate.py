@@ -105,24 +105,26 @@ def _run_alembic(conn: Connection) -> None:
     conn.commit()
 
 
-def upgrade(engine: Engine) -> None:
-    """Migrate the database behind ``engine`` to ``HEAD`` if it is not there yet."""
+def upgrade(engine: Engine) -> bool:
+    """Migrate the database behind ``engine`` to ``HEAD`` if it is not there yet; True if this
+    call migrated it."""
     try:
         if _is_current(engine):
-            return
+            return False
         if engine.dialect.name == "sqlite":
             with _sqlite_lock(engine):
                 if _is_current(engine):
-                    return
+                    return False
                 with engine.connect() as conn:
                     _run_alembic(conn)
-            return
+            return True
         with engine.connect() as conn, _postgres_lock(conn):
             if current_revision(conn) == HEAD:
                 conn.commit()
-                return
+                return False
             conn.commit()
             _run_alembic(conn)
+        return True
     except (OperationalError, ProgrammingError) as exc:
         url = engine.url.render_as_string(hide_password=True)
         raise StoreUnavailableError(

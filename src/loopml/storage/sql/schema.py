@@ -35,6 +35,8 @@ __all__ = [
     "model_aliases",
     "model_version_tags",
     "model_versions",
+    "monitor_results",
+    "monitors",
     "params",
     "prediction_segments",
     "registered_model_tags",
@@ -103,12 +105,31 @@ runs = Table(
     Index("ix_runs_status_heartbeat", "status", "heartbeat_time"),
 )
 
+
+def _only_on(dialect: str, index: Index) -> Index:
+    """An index that exists on one backend only; ``info["dialect"]`` names it (Alembic's
+    comparison does not look at ``ddl_if``, so the schema test does)."""
+    index.info["dialect"] = dialect
+    return index.ddl_if(dialect=dialect)
+
+
+def _value_indexes(table: str) -> list[Index]:
+    """Filtering by a param or tag value: a btree on (key, value) on SQLite; on PostgreSQL,
+    whose btree entries must fit in ~2.7 KB while a value may hold 8,000 characters, a hash
+    index on the value, which takes any length (see migration 0006)."""
+    return [
+        _only_on("sqlite", Index(f"ix_{table}_key_value", "key", "value")),
+        _only_on("postgresql", Index(f"ix_{table}_value_hash", "value", postgresql_using="hash")),
+    ]
+
+
 params = Table(
     "params",
     metadata,
     Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(500), primary_key=True),
     Column("value", Text, nullable=False),
+    *_value_indexes("params"),
     sqlite_with_rowid=False,
 )
 
@@ -118,6 +139,7 @@ run_tags = Table(
     Column("run_id", String(32), ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True),
     Column("key", String(500), primary_key=True),
     Column("value", Text, nullable=False),
+    *_value_indexes("run_tags"),
     sqlite_with_rowid=False,
 )
 
@@ -168,10 +190,12 @@ events = Table(
     Column("time", BigInteger, nullable=False),
     Column("kind", String(64), nullable=False),
     Column("subject_type", String(32), nullable=False),
-    Column("subject_id", String(64), nullable=False),
+    #: the subject's id or name (a monitor's: up to 128 characters; a model's: 256)
+    Column("subject_id", String(256), nullable=False),
     Column("actor", String(256)),
     Column("payload", Text, nullable=False, default="{}"),
-    Index("ix_events_subject", "subject_type", "subject_id"),
+    #: one subject's events by time (a monitor's alerts since a time, a model's history)
+    Index("ix_events_subject_time", "subject_type", "subject_id", "time"),
 )
 
 #: named series of dataset versions; ``rules`` is the JSON of the rules new versions must pass
@@ -353,4 +377,36 @@ prediction_segments = Table(
     Index("ix_prediction_segments_model_kind_start", "model_name", "kind", "start_time"),
     Index("ix_prediction_segments_model_kind_end", "model_name", "kind", "end_time"),
     Index("ux_prediction_segments_digest", "model_name", "kind", "digest", unique=True),
+)
+
+#: monitors of served models: a unique name and the JSON of the spec the monitoring layer
+#: defines; their events are in ``events`` (subject_type "monitor", subject_id the name)
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("monitor_id", _IdType, primary_key=True, autoincrement=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("spec", Text, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+#: the result of each window [window_start, window_end) (ms) a monitor checked; checking a
+#: window again replaces its row; deleted with the monitor
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column(
+        "monitor_id",
+        _IdType,
+        ForeignKey("monitors.monitor_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("window_start", BigInteger, primary_key=True),
+    Column("window_end", BigInteger, primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("created_time", BigInteger, nullable=False),
+    Index("ix_monitor_results_end", "monitor_id", "window_end"),
+    sqlite_with_rowid=False,
 )

@@ -1,8 +1,12 @@
-"""Compile the run-search grammar (:mod:`loopml.storage.search`) to one SQL query.
+"""Compile the run-search grammar (:mod:`loopml.storage.search`) to SQL queries.
 
 Each filter clause on a param, tag or metric becomes an inner join on that key (so a run
-without the key does not match), each order-by on one of them a left outer join (runs without
-it sort last). Paging uses an offset carried in an opaque token.
+without the key does not match). Runs without an order-by key (or whose metric is NaN) sort
+last. When the first order-by key is a param, tag or metric the filter did not join, the page
+is read in two parts so that the database can walk an index and stop at the page's end: first
+the runs that have the key (an inner join, in order), then, only if the page is not full yet,
+the runs that lack it. A later order-by key is a left outer join. Paging uses an offset
+carried in an opaque token, over that same order.
 """
 
 from __future__ import annotations
@@ -12,7 +16,18 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, false, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    Table,
+    and_,
+    exists,
+    false,
+    func,
+    select,
+)
 
 from loopml.entities import PagedList, Run
 from loopml.errors import InvalidArgumentError
@@ -20,6 +35,7 @@ from loopml.storage.search import Comparison, OrderBy, parse_filter, parse_order
 from loopml.storage.sql.experiments import parse_experiment_id
 from loopml.storage.sql.runs import RunsMixin
 from loopml.storage.sql.schema import latest_metrics, params, run_tags, runs
+from loopml.storage.sql.statistics import Statistics
 
 __all__ = ["SearchMixin"]
 
@@ -122,31 +138,84 @@ def _apply_filter(query: Select[Any], clauses: list[Comparison]) -> tuple[Select
     return query, joined
 
 
+#: attribute columns that may be NULL, so an order on them needs NULLS LAST to sort the same on
+#: SQLite (NULL smallest) and PostgreSQL (NULL largest); on a NOT NULL column that clause only
+#: keeps PostgreSQL from reading an index backwards
+_NULLABLE = frozenset(name for name, column in _ATTRIBUTE_COLUMNS.items() if column.nullable)
+
+
+def _direction(column: Any, ascending: bool, nullable: bool) -> Any:
+    term = column.asc() if ascending else column.desc()
+    return term.nulls_last() if nullable else term
+
+
+def _key_on(table: Any, order: OrderBy) -> ColumnElement[bool]:
+    """The join condition of an ordered-by key: its row of the run (a NaN metric has none)."""
+    on = and_(table.c.run_id == runs.c.run_id, table.c.key == order.key)
+    if order.kind == "metric":
+        on = and_(on, ~table.c.is_nan)
+    return on
+
+
 def _apply_order(query: Select[Any], orders: list[OrderBy], joined: _Joined) -> Select[Any]:
     """Order by the clauses, then newest first. A key the filter already joined (so every
     result has it) is ordered through that join, which lets the database walk an index in
-    order and stop at the page's end instead of sorting every match."""
+    order and stop at the page's end instead of sorting every match; any other key is a left
+    outer join, whose missing values (NULL) sort last."""
     terms = []
     for index, order in enumerate(orders):
         if order.kind == "attribute":
             column: Any = _ATTRIBUTE_COLUMNS[order.key]
+            nullable = order.key in _NULLABLE
         elif (order.kind, order.key) in joined:
             column = joined[(order.kind, order.key)].c.value
-            terms.append(column.asc() if order.ascending else column.desc())
-            continue
+            nullable = False
         else:
             table = _TABLES[order.kind].alias(f"o{index}")
-            on = and_(table.c.run_id == runs.c.run_id, table.c.key == order.key)
-            if order.kind == "metric":
-                on = and_(on, ~table.c.is_nan)
-            query = query.outerjoin(table, on)
+            query = query.outerjoin(table, _key_on(table, order))
             column = table.c.value
-        terms.append(column.asc().nulls_last() if order.ascending else column.desc().nulls_last())
+            nullable = True
+        terms.append(_direction(column, order.ascending, nullable))
     terms += [runs.c.start_time.desc(), runs.c.run_id.asc()]
     return query.order_by(*terms)
 
 
+def _ordered(
+    query: Select[Any], orders: list[OrderBy], joined: _Joined
+) -> tuple[Select[Any], Select[Any] | None]:
+    """The filtered ``query`` in order, as one query, or as two whose results follow each other:
+    the runs having the first order-by key, then those lacking it (see the module's doc)."""
+    first = orders[0] if orders else None
+    if first is None or first.kind == "attribute" or (first.kind, first.key) in joined:
+        return _apply_order(query, orders, joined), None
+    table = _TABLES[first.kind].alias("o0")
+    having = query.join(table, _key_on(table, first))
+    having = _apply_order(having, orders, {**joined, (first.kind, first.key): table})
+    absent = _TABLES[first.kind].alias("x0")
+    lacking = query.where(~exists().where(_key_on(absent, first)))
+    lacking = _apply_order(lacking, orders[1:], joined)
+    return having, lacking
+
+
+def _page(
+    conn: Connection, having: Select[Any], lacking: Select[Any] | None, offset: int, limit: int
+) -> list[Row[Any]]:
+    """``limit`` rows from ``offset`` of ``having``'s rows followed by ``lacking``'s."""
+    rows = list(conn.execute(having.limit(limit).offset(offset)))
+    if lacking is None or len(rows) == limit:
+        return rows
+    if rows or offset == 0:  # the first part ends on this page
+        skip = 0
+    else:  # the page lies past the first part: how far past?
+        counted = select(func.count()).select_from(having.order_by(None).subquery())
+        skip = max(0, offset - int(conn.execute(counted).scalar_one()))
+    rows += conn.execute(lacking.limit(limit - len(rows)).offset(skip))
+    return rows
+
+
 class SearchMixin(RunsMixin):
+    _statistics: Statistics
+
     def search_runs(
         self,
         experiment_ids: Sequence[str] | str,
@@ -179,12 +248,12 @@ class SearchMixin(RunsMixin):
         offset = _decode_token(page_token)
         if not ids:
             return PagedList([], None)
+        self._statistics.refresh_if_due()  # plans depend on them (SQLite)
         query = select(runs).where(runs.c.experiment_id.in_(ids))
         query, joined = _apply_filter(query, clauses)
-        query = _apply_order(query, orders, joined)
-        query = query.limit(max_results + 1).offset(offset)
+        having, lacking = _ordered(query, orders, joined)
         with self._db.read() as conn:
-            rows = list(conn.execute(query))
+            rows = _page(conn, having, lacking, offset, max_results + 1)
             found = self._load_runs(conn, rows[:max_results])
         more = len(rows) > max_results
         return PagedList(found, _encode_token(offset + max_results) if more else None)

@@ -9,9 +9,11 @@ from loopml.storage.sql.engine import SqlEngine, make_engine
 from loopml.storage.sql.experiments import ExperimentsMixin
 from loopml.storage.sql.metrics import MetricsMixin
 from loopml.storage.sql.migrate import upgrade
+from loopml.storage.sql.monitors import MonitorsMixin
 from loopml.storage.sql.predictions import PredictionsMixin
 from loopml.storage.sql.registry import RegistryMixin
 from loopml.storage.sql.search import SearchMixin
+from loopml.storage.sql.statistics import Statistics
 from loopml.storage.sql.tokens import TokensMixin
 
 __all__ = ["SqlStore"]
@@ -25,17 +27,21 @@ class SqlStore(
     DatasetsMixin,
     RegistryMixin,
     PredictionsMixin,
+    MonitorsMixin,
     TokensMixin,
 ):
     """Implements every store protocol over SQLAlchemy and a :class:`BlobStore`.
 
-    Opening a store brings its schema to the newest migration first (once, under a lock).
+    Opening a store brings its schema to the newest migration first (once, under a lock),
+    then, on SQLite, refreshes the planner's statistics if they are missing or stale.
     """
 
     def __init__(self, db_url: str, blobs: BlobStore | str, *, busy_timeout: float = 30.0) -> None:
         engine = make_engine(db_url, busy_timeout=busy_timeout)
-        upgrade(engine)
+        migrated = upgrade(engine)
         self._db = SqlEngine(engine)
+        self._statistics = Statistics(engine)
+        self._statistics.refresh(force=migrated)  # SQLite: ANALYZE if new indexes or stale
         self._statements = {}
         self._blobs = blobs if isinstance(blobs, BlobStore) else BlobStore(blobs)
         self._uri = db_url
