@@ -194,3 +194,16 @@ def test_a_payload_that_is_not_json_names_the_field() -> None:
     with pytest.raises(InvalidArgumentError) as refused:
         send_webhook("http://example.com/x", {"a": float("nan")})
     assert refused.value.details["field"] == "payload"
+
+
+def test_creating_a_monitor_checks_literal_addresses_but_resolves_no_name() -> None:
+    from loopml.monitoring.webhooks import validate_webhook_url
+
+    # a name is checked at every delivery, when it is resolved (the network may be absent now)
+    assert validate_webhook_url("https://alerts.invalid/hook") == "https://alerts.invalid/hook"
+    for url in ("http://169.254.169.254/x", "http://2130706433/x", "http://[::1]/x"):
+        with pytest.raises(WebhookRefused):
+            validate_webhook_url(url)
+    assert validate_webhook_url("http://127.0.0.1:9/x", allow_hosts=["127.0.0.1"])
+    with pytest.raises(InvalidArgumentError):
+        validate_webhook_url("gopher://x")

@@ -178,11 +178,11 @@ def _spec(
     if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
         raise InvalidArgumentError("min_rows must be a positive integer.", field="min_rows")
     hooks = [webhooks] if isinstance(webhooks, str) else list(webhooks or [])
-    from loopml.monitoring.webhooks import check_url
+    from loopml.monitoring.webhooks import validate_webhook_url
 
     for url in hooks:
         try:
-            check_url(url, allow_hosts=list(allow_hosts or []))
+            validate_webhook_url(url, allow_hosts=list(allow_hosts or []))
         except InvalidArgumentError as exc:
             raise InvalidArgumentError(exc.message, field="webhooks") from None
     return {

@@ -42,7 +42,7 @@ import httpx
 
 from loopml.errors import InvalidArgumentError, PermissionDeniedError
 
-__all__ = ["Delivery", "WebhookRefused", "check_url", "send_webhook"]
+__all__ = ["Delivery", "WebhookRefused", "check_url", "send_webhook", "validate_webhook_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +136,42 @@ def check_url(
     return _resolve(url, frozenset(h.lower() for h in allow_hosts), allow_private, resolver).address
 
 
+def _literal(host: str) -> str | None:
+    """The address a host that is an address names (in any form the resolver takes:
+    ``2130706433``, ``0x7f.1``, ``[::1]``), else None for a name."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.inet_ntoa(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
+def validate_webhook_url(
+    url: Any, *, allow_hosts: Iterable[str] = (), allow_private: bool = False
+) -> str:
+    """Check ``url`` without resolving it (when a monitor is created: the network may not be
+    there yet): http(s) with a host, and a host given as an address must be one loopml calls.
+    Names are checked where it matters, at every delivery. Returns the URL."""
+    allowed = frozenset(h.lower() for h in allow_hosts)
+
+    def literal_only(host: str, _port: int) -> list[str]:
+        address = _literal(host)
+        return [address] if address is not None else ["192.0.2.1"]  # documentation address
+
+    target = _resolve(url, allowed, allow_private, literal_only, unresolved_ok=True)
+    return target.url
+
+
 def _resolve(
-    url: Any, allowed: frozenset[str], allow_private: bool, resolver: Resolver | None
+    url: Any,
+    allowed: frozenset[str],
+    allow_private: bool,
+    resolver: Resolver | None,
+    *,
+    unresolved_ok: bool = False,
 ) -> _Target:
     if not isinstance(url, str) or len(url) > 2048:
         raise InvalidArgumentError(
@@ -166,6 +200,8 @@ def _resolve(
     explicitly_allowed = host in allowed
     for text in addresses:
         address = ipaddress.ip_address(text.split("%")[0])
+        if unresolved_ok and _literal(host) is None:
+            continue  # a name: checked when it is resolved, at every delivery
         reason = (
             None
             if explicitly_allowed or str(address) in allowed

@@ -473,6 +473,9 @@ class PredictionLog:
                     self.dropped_rows += batch.rows
             what = f"{kind.value} segment of {model} v{version} ({batch.rows} rows)"
             if retry:
+                # the writer may be asleep until a later deadline (a flush() in another
+                # thread failed): wake it so it sleeps until this retry is due instead
+                self._wake.set()
                 _log.warning(
                     "could not write a %s, retrying in %.1f s: %s", what, self._retry_seconds, exc
                 )
