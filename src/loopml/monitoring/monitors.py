@@ -33,6 +33,7 @@ subscribes to these events.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -545,9 +546,7 @@ def check(
         alerts=tuple(alerts),
     )
     opened, resolved, deliveries = _update_alerts(store, name, spec, result, deliver)
-    result = CheckResult(
-        **{**result.__dict__, "opened": opened, "resolved": resolved, "deliveries": deliveries}
-    )
+    result = dataclasses.replace(result, opened=opened, resolved=resolved, deliveries=deliveries)
     summary = result.to_dict()
     store.record_monitor_result(
         name, window_start=start, window_end=end, status=status, summary=summary

@@ -159,7 +159,7 @@ def validate_webhook_url(
 
     def literal_only(host: str, _port: int) -> list[str]:
         address = _literal(host)
-        return [address] if address is not None else ["192.0.2.1"]  # documentation address
+        return [address] if address is not None else []  # a name: nothing to check yet
 
     target = _resolve(url, allowed, allow_private, literal_only, unresolved_ok=True)
     return target.url
@@ -196,12 +196,12 @@ def _resolve(
             f"The webhook host {host!r} does not resolve: {exc}", field="url"
         ) from None
     if not addresses:
+        if unresolved_ok:
+            return _Target(url, host, port, host)
         raise InvalidArgumentError(f"The webhook host {host!r} does not resolve.", field="url")
     explicitly_allowed = host in allowed
     for text in addresses:
         address = ipaddress.ip_address(text.split("%")[0])
-        if unresolved_ok and _literal(host) is None:
-            continue  # a name: checked when it is resolved, at every delivery
         reason = (
             None
             if explicitly_allowed or str(address) in allowed
