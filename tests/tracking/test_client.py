@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,33 @@ def test_buffer_keeps_good_runs_when_one_is_gone(client: loopml.Client) -> None:
     with pytest.raises(RunNotFoundError, match=missing):
         client.flush()
     assert [p.value for p in client.get_metric_history(run.run_id, "x")] == [1.0, 2.0]
+
+
+def test_read_waits_for_a_write_the_flusher_has_begun(client: loopml.Client) -> None:
+    """Read-your-writes while the background flusher is mid-write: the points it has taken
+    are not "pending" any more, but a read (or the end of the run) must still wait for them."""
+    run = client.create_run(client.create_experiment("e"))
+    store = client.store
+    started, release = threading.Event(), threading.Event()
+    real_append = store.append_metric_rows
+
+    def slow_append(rows):  # type: ignore[no-untyped-def]
+        started.set()
+        release.wait(10)
+        return real_append(rows)
+
+    store.append_metric_rows = slow_append  # type: ignore[method-assign]
+    try:
+        client.log_metric(run.run_id, "x", 1.0)
+        client._buffer._wake.set()  # the flusher takes the point now
+        assert started.wait(10)
+        assert client._buffer.pending() == 1
+        threading.Timer(0.2, release.set).start()
+        client.set_terminated(run.run_id)
+        assert [p.value for p in client.get_metric_history(run.run_id, "x")] == [1.0]
+    finally:
+        release.set()
+        store.append_metric_rows = real_append  # type: ignore[method-assign]
 
 
 def test_bad_metric_raises_at_log_time(client: loopml.Client) -> None:

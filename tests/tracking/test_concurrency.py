@@ -35,13 +35,12 @@ def _spawn(code: str, *args: str, env: dict[str, str] | None = None) -> subproce
 
 
 def _finish(procs: list[subprocess.Popen[str]]) -> list[str]:
-    outputs = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
+    """Wait for every process (so none is left with open pipes), then check each."""
+    results = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (_, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
         assert "database is locked" not in err
-        outputs.append(out)
-    return outputs
+    return [out for out, _ in results]
 
 
 _OPEN_FRESH = """

@@ -36,6 +36,7 @@ class MetricBuffer:
         self._interval = interval
         self._max_points = max_points
         self._pending: list[MetricRow] = []
+        self._inflight = 0  # rows taken by a write that has not finished
         self._lock = threading.Lock()  # guards _pending
         self._flush_lock = threading.Lock()  # one batch write at a time, so flush() is complete
         self._wake = threading.Event()
@@ -46,6 +47,7 @@ class MetricBuffer:
 
     def _reset_after_fork(self) -> None:
         self._pending = []
+        self._inflight = 0
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
@@ -68,8 +70,10 @@ class MetricBuffer:
         self._thread.start()
 
     def _take(self) -> list[MetricRow]:
+        """Everything waiting, counted as in flight until ``_write`` finishes with it."""
         with self._lock:
             taken, self._pending = self._pending, []
+            self._inflight = len(taken)
             return taken
 
     def _put_back(self, rows: list[MetricRow]) -> None:
@@ -77,6 +81,7 @@ class MetricBuffer:
             self._pending[:0] = rows
 
     def _write(self, rows: list[MetricRow]) -> None:
+        """Write ``rows``; the caller holds ``_flush_lock``."""
         if not rows:
             return
         try:
@@ -86,6 +91,8 @@ class MetricBuffer:
         except BaseException:
             self._put_back(rows)
             raise
+        finally:
+            self._inflight = 0
 
     def _write_per_run(self, rows: list[MetricRow]) -> None:
         """Some run is gone: write the other runs' points and drop that run's, keeping the
@@ -113,7 +120,9 @@ class MetricBuffer:
             raise errors[0]
 
     def pending(self) -> int:
-        return len(self._pending)
+        """Points not yet written: waiting, or in a write the flusher thread has begun (a
+        reader that sees zero here reads every point logged before)."""
+        return len(self._pending) + self._inflight
 
     def _loop(self) -> None:
         backoff = self._interval

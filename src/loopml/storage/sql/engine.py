@@ -56,13 +56,37 @@ def _sqlite_pragmas(busy_timeout: float) -> Callable[..., None]:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _enable_wal(dbapi_connection, busy_timeout)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute("PRAGMA case_sensitive_like = ON")
         cursor.close()
 
     return on_connect
+
+
+def _enable_wal(dbapi_connection: Any, busy_timeout: float) -> None:
+    """Put the database in WAL mode (a setting stored in the file, so usually already on).
+
+    Switching needs an exclusive lock, and SQLite answers "database is locked" at once,
+    without its busy handler, when several fresh connections race for it (each holds a
+    shared lock and waiting could deadlock); so the switch is retried here until
+    ``busy_timeout``."""
+    import sqlite3
+
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.005
+    while True:
+        try:
+            # A database that cannot use WAL (in memory, read-only) answers with its mode.
+            dbapi_connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.25)
 
 
 def _begin(conn: Connection) -> None:
