@@ -79,7 +79,16 @@ def create_monitor(
     reference: Annotated[
         str, typer.Option("--reference", "-r", help="A dataset version, e.g. customers@v3.")
     ],
-    window: Annotated[str, typer.Option(help="Window length: 15m, 1h, 1d...")] = "1h",
+    window: Annotated[
+        str, typer.Option(help="Window length (15m, 1h, 1d...) or count ('5000 rows').")
+    ] = "1h",
+    lateness: Annotated[
+        str | None,
+        typer.Option(help="How long the log takes to arrive: checks end this long ago."),
+    ] = None,
+    horizon: Annotated[
+        str | None, typer.Option(help="How far back late predictions are looked for [7d].")
+    ] = None,
     drift: Annotated[
         list[str] | None,
         typer.Option(help="A drift bound MEASURE=VALUE (psi=0.2), repeatable."),
@@ -137,6 +146,8 @@ def create_monitor(
         quality=quality,
         webhooks=webhook,
         allow_hosts=allow_host or (),
+        lateness=lateness,
+        horizon=horizon,
         tracking_uri=get_state(ctx).tracking_uri,
     )
     if as_json:
@@ -152,7 +163,7 @@ def list_monitors(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     uri = get_state(ctx).tracking_uri
     rows = []
     for monitor in monitoring.list_monitors(tracking_uri=uri):
-        results = monitoring.history(monitor.name, tracking_uri=uri)
+        results = monitoring.history(monitor.name, limit=1, tracking_uri=uri)
         latest = results[-1].summary if results else None
         rows.append((monitor, latest))
     if as_json:
@@ -199,6 +210,11 @@ def check_monitor(
             message(line)
         if summary.get("drift"):
             print_table(_window_table(summary))
+        late = summary.get("late_window")
+        if late:
+            message(f"Late predictions (arrived after their window was checked): {late['rows']}")
+            for line in _summary_lines(late):
+                message("  " + line)
     if fail_on_alert and result.alerts:
         raise typer.Exit(EXIT_ERROR)
 

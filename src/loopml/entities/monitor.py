@@ -36,7 +36,10 @@ class Monitor:
 class MonitorResult:
     """The outcome of checking the window ``[window_start, window_end)`` (ms): its ``status``
     (one of :class:`MonitorStatus`'s values) and a JSON ``summary`` of what was measured.
-    Checking a window again replaces its result; ``created_time`` is when it was recorded."""
+    Checking a window again replaces its result; ``created_time`` is when it was recorded.
+    ``late`` marks a window of late rows: rows that arrived after their own window was
+    checked, gathered by when they arrived (it is a separate result beside the on-time one
+    of the same span)."""
 
     name: str
     window_start: int
@@ -44,6 +47,7 @@ class MonitorResult:
     status: str
     summary: dict[str, Any]
     created_time: int
+    late: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from loopml.entities import PredictionLogKind
+from loopml.entities import PredictionLogKind, PredictionSegment
 from loopml.storage.protocols import PredictionLogStore
 
 __all__ = [
@@ -26,9 +26,11 @@ __all__ = [
     "INPUT_PREFIX",
     "LABEL_PREFIX",
     "OUTPUT_PREFIX",
+    "concat_tables",
     "join_feedback",
     "read_feedback",
     "read_predictions",
+    "read_segments",
 ]
 
 #: written to every segment's Parquet metadata (``loopml.prediction_log``)
@@ -91,6 +93,19 @@ def _read(
     segments = store.list_prediction_segments(
         model, kind=kind, start=start, end=end, version=version
     )
+    return read_segments(store, segments, start=start, end=end)
+
+
+def read_segments(
+    store: PredictionLogStore,
+    segments: Iterable[PredictionSegment],
+    *,
+    start: int | None = None,
+    end: int | None = None,
+) -> pa.Table:
+    """The rows of ``segments`` (listed by ``list_prediction_segments``, perhaps filtered by
+    when they arrived) with timestamps in ``[start, end)``, ordered by timestamp; each blob
+    is verified against its digest as it is read."""
     tables = []
     for segment in segments:
         data = store.blobs.read_bytes(segment.digest)
@@ -102,13 +117,15 @@ def _read(
         tables.append(table.replace_schema_metadata(None))
     if not tables:
         return BASE_SCHEMA.empty_table()
-    table = _concat(tables)
+    table = concat_tables(tables)
     if len(tables) > 1:
         table = table.take(pc.sort_indices(table, [("timestamp", "ascending")]))
     return table
 
 
-def _concat(tables: list[pa.Table]) -> pa.Table:
+def concat_tables(tables: list[pa.Table]) -> pa.Table:
+    """Tables of segments as one: a column some lack is null there, clashing types are
+    promoted (ints to floats) or read as text."""
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):

@@ -26,6 +26,8 @@ from loopml.errors import InvalidArgumentError
 __all__ = ["build_report", "report"]
 
 _W, _H = 420, 150
+#: the newest windows, late windows and alert events a report shows
+_MAX_WINDOWS, _MAX_LATE, _MAX_EVENTS = 2_000, 50, 200
 _REF, _CUR = "#4c78a8", "#f58518"
 
 
@@ -45,7 +47,10 @@ def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return out[np.isfinite(out)]
 
 
-def _histograms(reference: pa.Table, current: pa.Table, name: str) -> dict[str, Any]:
+def histograms(reference: pa.Table, current: pa.Table, name: str) -> dict[str, Any]:
+    """The shares of column ``name`` in ``reference`` and ``current`` on the reference's
+    buckets (numeric: 20 quantile buckets; categorical: the 12 most frequent categories), as
+    a check stores them in its window's summary for the report."""
     ref_col, cur_col = reference[name], current[name]
     numeric = pa.types.is_integer(ref_col.type) or pa.types.is_floating(ref_col.type)
     if numeric:
@@ -138,26 +143,20 @@ def _lines_svg(series: Mapping[str, Sequence[float | None]], times: Sequence[int
 
 def build_report(name: str, *, tracking_uri: Any = None) -> dict[str, Any]:
     """The report of monitor ``name`` as a dict (what :func:`report` renders)."""
-    from loopml import data
-    from loopml.monitoring.logs import read_predictions
-    from loopml.monitoring.monitors import _current_table
     from loopml.storage.uris import open_store
 
     store: Any = open_store(tracking_uri)
     monitor = store.get_monitor(name)
     spec = monitor.spec
-    results = list(store.list_monitor_results(name))
+    results = list(store.list_monitor_results(name, late=False, limit=_MAX_WINDOWS, newest=True))
+    late = store.list_monitor_results(name, late=True, limit=_MAX_LATE, newest=True)
     latest = results[-1].summary if results else None
     features: list[dict[str, Any]] = []
     if latest is not None and latest.get("drift"):
-        reference = data.get(spec["reference"], tracking_uri=tracking_uri).to_arrow()
-        window = read_predictions(
-            store, spec["model"], start=latest["window_start"], end=latest["window_end"]
-        )
-        current = _current_table(window, spec.get("target"))
+        stored = latest.get("histograms") or {}
         for column in latest["drift"].get("columns", []):
             col = column.get("column")
-            if col not in reference.column_names or col not in current.column_names:
+            if col not in stored:
                 continue
             features.append(
                 {
@@ -166,7 +165,7 @@ def build_report(name: str, *, tracking_uri: Any = None) -> dict[str, Any]:
                     "status": column.get("status"),
                     "reason": column.get("reason"),
                     "measures": column.get("measures", {}),
-                    "histogram": _histograms(reference, current, col),
+                    "histogram": stored[col],
                 }
             )
     over_time: dict[str, list[float | None]] = {}
@@ -188,7 +187,9 @@ def build_report(name: str, *, tracking_uri: Any = None) -> dict[str, Any]:
                 performance[metric].append(None)
     events = [
         {"time": e.time, "kind": e.kind, "reason": e.payload.get("reason", e.payload.get("key"))}
-        for e in store.list_monitor_events(name, kinds=["alert.opened", "alert.resolved"])
+        for e in store.list_monitor_events(
+            name, kinds=["alert.opened", "alert.resolved"], limit=_MAX_EVENTS, newest=True
+        )
     ]
     return {
         "monitor": name,
@@ -199,6 +200,16 @@ def build_report(name: str, *, tracking_uri: Any = None) -> dict[str, Any]:
         "drift_over_time": {"times": times, "effects": over_time, "drifted": drifted_counts},
         "performance_over_time": {"times": times, "metrics": performance},
         "alert_events": events[-50:],
+        "late_windows": [
+            {
+                "window_start": r.window_start,
+                "window_end": r.window_end,
+                "status": r.status,
+                "rows": r.summary.get("rows", 0),
+                "drifted_features": r.summary.get("drifted_features", []),
+            }
+            for r in late
+        ],
     }
 
 
@@ -292,6 +303,20 @@ def _render(content: Mapping[str, Any]) -> str:
             f"<tr><td>{time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(e['time'] / 1000))}</td>"
             f"<td>{_esc(e['kind'])}</td><td>{_esc(e['reason'])}</td></tr>"
             for e in events
+        )
+        out.append("</table>")
+    late = content.get("late_windows") or []
+    if late:
+        out.append(
+            "<h2>Late windows</h2><p>Predictions that arrived after their window was "
+            "checked, by when they arrived.</p><table>"
+        )
+        out.extend(
+            f"<tr><td>{time.strftime('%Y-%m-%d %H:%M', time.gmtime(w['window_start'] / 1000))}"
+            f" to {time.strftime('%Y-%m-%d %H:%M', time.gmtime(w['window_end'] / 1000))}</td>"
+            f"<td>{_esc(w['status'])}</td><td>{int(w['rows'])} predictions</td>"
+            f"<td>{_esc(', '.join(w['drifted_features']) or '-')}</td></tr>"
+            for w in late
         )
         out.append("</table>")
     out.append("</body></html>")

@@ -77,6 +77,18 @@ class Delivery:
     error: str | None = None
     history: tuple[str, ...] = field(default=())
 
+    def audit(self) -> dict[str, Any]:
+        """What to keep on record: the URL without credentials or query, and the outcome."""
+        return {
+            "url": _shown(self.url),
+            "delivered": self.delivered,
+            "status": self.status,
+            "attempts": self.attempts,
+            "address": self.address,
+            "error": self.error,
+            "history": list(self.history),
+        }
+
 
 def _default_resolver(host: str, port: int) -> list[str]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

@@ -212,10 +212,29 @@ class ResultArgs:
     status: str
     summary: dict[str, Any]
     summary_text: str
+    late: bool
+
+
+def _flag(name: str, value: Any, *, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if not isinstance(value, bool):
+        wanted = "True, False or None" if optional else "True or False"
+        raise InvalidArgumentError(
+            f"The {name} must be {wanted}. Got {type(value).__name__} {_short(value)}.",
+            field=name,
+        )
+    return value
 
 
 def check_result(
-    name: Any, *, window_start: Any, window_end: Any, status: Any, summary: Any
+    name: Any,
+    *,
+    window_start: Any,
+    window_end: Any,
+    status: Any,
+    summary: Any,
+    late: Any = False,
 ) -> ResultArgs:
     name = check_monitor_name(name)
     start = validate_timestamp("window_start", window_start)
@@ -228,7 +247,7 @@ def check_result(
         )
     checked_status = _check_status(status)
     plain, text = _json_object("summary", summary, MAX_SUMMARY_BYTES)
-    return ResultArgs(name, start, end, checked_status, plain, text)
+    return ResultArgs(name, start, end, checked_status, plain, text, _flag("late", late))
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,13 +259,17 @@ class ResultQuery:
     start: int | None
     end: int | None
     limit: int
+    late: bool | None = None
+    newest: bool = False
 
     @property
     def empty(self) -> bool:
         return self.start is not None and self.end is not None and self.end <= self.start
 
 
-def check_result_query(name: Any, *, start: Any, end: Any, limit: Any) -> ResultQuery:
+def check_result_query(
+    name: Any, *, start: Any, end: Any, limit: Any, late: Any = None, newest: Any = False
+) -> ResultQuery:
     name = check_monitor_name(name)
     low = None if start is None else validate_timestamp("start", start)
     high = None if end is None else validate_timestamp("end", end)
@@ -254,7 +277,14 @@ def check_result_query(name: Any, *, start: Any, end: Any, limit: Any) -> Result
         raise InvalidArgumentError(
             f"The end ({high}) must not be before the start ({low}).", field="end"
         )
-    return ResultQuery(name, low, high, _check_limit(limit))
+    return ResultQuery(
+        name,
+        low,
+        high,
+        _check_limit(limit),
+        _flag("late", late, optional=True),
+        _flag("newest", newest),
+    )
 
 
 def check_event(
@@ -277,9 +307,12 @@ class EventQuery:
     kinds: tuple[str, ...] | None
     since: int | None
     limit: int
+    newest: bool = False
 
 
-def check_event_query(name: Any, *, kinds: Any, since: Any, limit: Any) -> EventQuery:
+def check_event_query(
+    name: Any, *, kinds: Any, since: Any, limit: Any, newest: Any = False
+) -> EventQuery:
     checked_name = None if name is None else check_monitor_name(name)
     checked_kinds: tuple[str, ...] | None = None
     if kinds is not None:
@@ -297,4 +330,6 @@ def check_event_query(name: Any, *, kinds: Any, since: Any, limit: Any) -> Event
         found = [_check_kind(k, "kinds") for k in kinds]
         checked_kinds = tuple(sorted(set(found)))
     low = None if since is None else validate_timestamp("since", since)
-    return EventQuery(checked_name, checked_kinds, low, _check_limit(limit))
+    return EventQuery(
+        checked_name, checked_kinds, low, _check_limit(limit), _flag("newest", newest)
+    )

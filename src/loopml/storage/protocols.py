@@ -389,12 +389,15 @@ class MonitorStore(Protocol):
         window_end: int,
         status: str,
         summary: Mapping[str, Any],
+        late: bool = False,
     ) -> MonitorResult:
         """The outcome of checking ``[window_start, window_end)`` (``window_start <
         window_end``): ``status`` one of ``ok``, ``drift``, ``alert``,
         ``insufficient_data``, ``error`` (see :class:`~loopml.entities.MonitorStatus`),
-        ``summary`` a JSON object under 1 MiB. Recording the same window again replaces its
-        result atomically (a re-check). Raises MonitorNotFoundError."""
+        ``summary`` a JSON object under 1 MiB; ``late`` for the window of late rows of that
+        span (kept apart from the on-time result). Recording the same window (and
+        ``late``) again replaces its result atomically (a re-check). Raises
+        MonitorNotFoundError."""
         ...
 
     def list_monitor_results(
@@ -404,9 +407,13 @@ class MonitorStore(Protocol):
         start: int | None = None,
         end: int | None = None,
         limit: int = 1000,
+        late: bool | None = None,
+        newest: bool = False,
     ) -> list[MonitorResult]:
         """The first ``limit`` (1 to 10,000) results whose window overlaps ``[start, end)``
-        (``None``: unbounded), by window start then end. Raises MonitorNotFoundError."""
+        (``None``: unbounded), on time (``late=False``), late (``True``) or both (``None``),
+        by window start, end, then on-time before late; with ``newest`` the last ``limit``
+        of them (still in that order). Raises MonitorNotFoundError."""
         ...
 
     def record_monitor_event(
@@ -429,11 +436,13 @@ class MonitorStore(Protocol):
         kinds: Sequence[str] | None = None,
         since: int | None = None,
         limit: int = 1000,
+        newest: bool = False,
     ) -> list[MonitorEvent]:
         """The first ``limit`` (1 to 10,000) events of the monitor ``name`` (``None``: of
         every monitor) at or after ``since``, of one of ``kinds`` (``None``: any; empty:
-        none), by time then event id. A deleted monitor's events are still listed, and a name
-        never used has none."""
+        none), by time then event id; with ``newest`` the last ``limit`` of them (still in
+        that order). A deleted monitor's events are still listed, and a name never used has
+        none."""
         ...
 
 

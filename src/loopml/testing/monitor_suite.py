@@ -359,6 +359,39 @@ class MonitorStoreSuite:
         assert _windows(lst("m", start=10, limit=1)) == [(5, 25)]
         assert _windows(lst("other")) == [(0, 100)]
 
+    def test_late_windows_are_kept_beside_on_time_ones(self, store: TrackingStore) -> None:
+        store.create_monitor("m", SPEC)
+        on_time = _result(store, 0, 10, status="ok")
+        late = store.record_monitor_result(
+            "m", window_start=0, window_end=10, status="drift", summary={"late": 1}, late=True
+        )
+        assert (on_time.late, late.late) == (False, True)
+        _result(store, 10, 20)
+        lst = store.list_monitor_results
+        assert [(r.window_start, r.late, r.status) for r in lst("m")] == [
+            (0, False, "ok"),
+            (0, True, "drift"),
+            (10, False, "ok"),
+        ]
+        assert lst("m", late=True) == [late]
+        assert _windows(lst("m", late=False)) == [(0, 10), (10, 20)]
+        # a re-check of the late window replaces only it
+        store.record_monitor_result(
+            "m", window_start=0, window_end=10, status="ok", summary={"late": 2}, late=True
+        )
+        assert [r.summary for r in lst("m", late=True)] == [{"late": 2}]
+        assert lst("m", late=False)[0].summary == {"window": [0, 10]}
+
+    def test_newest_results(self, store: TrackingStore) -> None:
+        store.create_monitor("m", SPEC)
+        for start in (30, 0, 20, 10):
+            _result(store, start, start + 10)
+        lst = store.list_monitor_results
+        assert _windows(lst("m", newest=True, limit=2)) == [(20, 30), (30, 40)]
+        assert _windows(lst("m", newest=True)) == _windows(lst("m"))
+        assert _windows(lst("m", end=25, newest=True, limit=1)) == [(20, 30)]
+        assert lst("m", late=True, newest=True) == []
+
     def test_deleted_monitors_results_do_not_reach_a_new_one(self, store: TrackingStore) -> None:
         store.create_monitor("m", SPEC)
         _result(store, 0, 10)
@@ -386,6 +419,8 @@ class MonitorStoreSuite:
             ("summary", {"summary": {"x": float("nan")}}),
             ("summary", {"summary": _nested(33)}),
             ("summary", {"summary": {"s": "x" * (LONGEST_SUMMARY_STRING + 1)}}),
+            ("late", {"late": None}),
+            ("late", {"late": "true"}),
         ],
     )
     def test_bad_result_arguments(
@@ -421,6 +456,10 @@ class MonitorStoreSuite:
             ("limit", {"limit": 10_001}),
             ("limit", {"limit": "5"}),
             ("limit", {"limit": True}),
+            ("late", {"late": "yes"}),
+            ("late", {"late": 1}),
+            ("newest", {"newest": None}),
+            ("newest", {"newest": "true"}),
         ],
     )
     def test_bad_result_queries(
@@ -486,6 +525,11 @@ class MonitorStoreSuite:
         assert lst("b", limit=1)[0].kind == "monitor.created"
         assert lst(since=recorded[1].time, limit=2) == recorded[1:3]
         assert lst("b", kinds=["note", "note"], since=0) == [recorded[4]]
+        # the newest events, still in time order
+        assert lst(limit=2, newest=True) == recorded[3:]
+        assert lst("a", limit=2, newest=True) == [recorded[2], recorded[3]]
+        assert lst("a", kinds=["alert.opened"], newest=True) == [recorded[0]]
+        assert lst(newest=True) == every
 
     def test_only_monitor_events_are_listed(self, store: TrackingStore) -> None:
         store.create_registered_model("m")  # writes a model event whose subject is also "m"
@@ -540,6 +584,7 @@ class MonitorStoreSuite:
             ("limit", {"limit": 0}),
             ("limit", {"limit": 10_001}),
             ("limit", {"limit": 2.5}),
+            ("newest", {"newest": "yes"}),
         ],
     )
     def test_bad_event_queries(

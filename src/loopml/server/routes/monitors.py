@@ -70,6 +70,7 @@ class RecordResult(BaseModel):
     window_end: Any = Field(description="The window's end, excluded (ms since the epoch).")
     status: Any = Field(description="ok, drift, alert, insufficient_data or error.")
     summary: Any = Field(description="A JSON object: what the check measured.")
+    late: Any = Field(False, description="True for the window of late rows of that span.")
 
 
 class RecordEvent(BaseModel):
@@ -210,6 +211,7 @@ def record_monitor_result(request: Request, name: str, body: RecordResult) -> An
         window_end=body.window_end,
         status=body.status,
         summary=body.summary,
+        late=body.late,
     )
     return to_wire(result)
 
@@ -225,9 +227,15 @@ def list_monitor_results(
     start: int | None = None,
     end: int | None = None,
     limit: int = 1000,
+    late: bool | None = None,
+    newest: bool = False,
 ) -> Any:
+    """``late``: only on-time (false) or late (true) windows; ``newest``: the last ``limit``
+    results rather than the first."""
     _require_monitor_in_scope(request, name)
-    results = store_of(request).list_monitor_results(name, start=start, end=end, limit=limit)
+    results = store_of(request).list_monitor_results(
+        name, start=start, end=end, limit=limit, late=late, newest=newest
+    )
     return to_wire(results)
 
 
@@ -254,12 +262,17 @@ def _events(
     kinds: list[str] | None,
     since: int | None,
     limit: int,
+    newest: bool = False,
 ) -> list[MonitorEvent]:
-    query = check_event_query(name, kinds=kinds, since=since, limit=limit)
+    query = check_event_query(name, kinds=kinds, since=since, limit=limit, newest=newest)
     store = store_of(request)
     if _model_scope(request) is None:
         return store.list_monitor_events(
-            query.name, kinds=query.kinds, since=query.since, limit=query.limit
+            query.name,
+            kinds=query.kinds,
+            since=query.since,
+            limit=query.limit,
+            newest=query.newest,
         )
     # a token limited to models: the events of its monitors, each since it was created
     if query.name is not None:
@@ -276,10 +289,11 @@ def _events(
                 kinds=query.kinds,
                 since=max(query.since or 0, monitor.creation_time),
                 limit=query.limit,
+                newest=query.newest,
             )
         )
     found.sort(key=lambda event: (event.time, event.event_id))
-    return found[: query.limit]
+    return found[-query.limit :] if query.newest else found[: query.limit]
 
 
 @router.get(
@@ -293,8 +307,10 @@ def list_monitor_events(
     kinds: Annotated[list[str] | None, Query()] = None,
     since: int | None = None,
     limit: int = 1000,
+    newest: bool = False,
 ) -> Any:
-    return to_wire(_events(request, name, kinds, since, limit))
+    """``newest``: the last ``limit`` events rather than the first (still in time order)."""
+    return to_wire(_events(request, name, kinds, since, limit, newest))
 
 
 @router.get(
@@ -307,5 +323,7 @@ def list_all_monitor_events(
     kinds: Annotated[list[str] | None, Query()] = None,
     since: int | None = None,
     limit: int = 1000,
+    newest: bool = False,
 ) -> Any:
-    return to_wire(_events(request, None, kinds, since, limit))
+    """``newest``: the last ``limit`` events rather than the first (still in time order)."""
+    return to_wire(_events(request, None, kinds, since, limit, newest))

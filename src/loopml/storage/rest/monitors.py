@@ -80,6 +80,7 @@ class RestMonitorsMixin(RestBase):
         window_end: int,
         status: str,
         summary: Mapping[str, Any],
+        late: bool = False,
     ) -> MonitorResult:
         args = check_result(
             name,
@@ -87,12 +88,14 @@ class RestMonitorsMixin(RestBase):
             window_end=window_end,
             status=status,
             summary=summary,
+            late=late,
         )
         body = {
             "window_start": args.window_start,
             "window_end": args.window_end,
             "status": args.status,
             "summary": args.summary,
+            "late": args.late,
         }
         path = _monitor(args.name) + "/results"
         return from_wire(MonitorResult, self._call("POST", path, json=body, idempotent=True))
@@ -104,9 +107,17 @@ class RestMonitorsMixin(RestBase):
         start: int | None = None,
         end: int | None = None,
         limit: int = 1000,
+        late: bool | None = None,
+        newest: bool = False,
     ) -> list[MonitorResult]:
-        query = check_result_query(name, start=start, end=end, limit=limit)
+        query = check_result_query(
+            name, start=start, end=end, limit=limit, late=late, newest=newest
+        )
         params: dict[str, Any] = {"limit": query.limit}
+        if query.late is not None:
+            params["late"] = "true" if query.late else "false"
+        if query.newest:
+            params["newest"] = "true"
         if query.start is not None:
             params["start"] = query.start
         if query.end is not None:
@@ -134,11 +145,14 @@ class RestMonitorsMixin(RestBase):
         kinds: Sequence[str] | None = None,
         since: int | None = None,
         limit: int = 1000,
+        newest: bool = False,
     ) -> list[MonitorEvent]:
-        query = check_event_query(name, kinds=kinds, since=since, limit=limit)
+        query = check_event_query(name, kinds=kinds, since=since, limit=limit, newest=newest)
         if query.kinds == ():
             return []  # no kind asked for (a query string cannot say "none")
         params: dict[str, Any] = {"limit": query.limit}
+        if query.newest:
+            params["newest"] = "true"
         if query.kinds is not None:
             params["kinds"] = list(query.kinds)
         if query.since is not None:

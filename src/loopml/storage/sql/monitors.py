@@ -178,6 +178,7 @@ class MonitorsMixin(SqlBase):
         window_end: int,
         status: str,
         summary: Mapping[str, Any],
+        late: bool = False,
     ) -> MonitorResult:
         args = check_result(
             name,
@@ -185,6 +186,7 @@ class MonitorsMixin(SqlBase):
             window_end=window_end,
             status=status,
             summary=summary,
+            late=late,
         )
 
         def write(conn: Connection) -> MonitorResult:
@@ -194,6 +196,7 @@ class MonitorsMixin(SqlBase):
                 "monitor_id": row.monitor_id,
                 "window_start": args.window_start,
                 "window_end": args.window_end,
+                "late": args.late,
                 "status": args.status,
                 "summary": args.summary_text,
                 "created_time": now,
@@ -202,7 +205,7 @@ class MonitorsMixin(SqlBase):
                 conn,
                 monitor_results,
                 values,
-                keys=["monitor_id", "window_start", "window_end"],
+                keys=["monitor_id", "window_start", "window_end", "late"],
                 columns=["status", "summary", "created_time"],
             )
             return MonitorResult(
@@ -212,6 +215,7 @@ class MonitorsMixin(SqlBase):
                 status=args.status,
                 summary=args.summary,
                 created_time=now,
+                late=args.late,
             )
 
         try:
@@ -226,8 +230,12 @@ class MonitorsMixin(SqlBase):
         start: int | None = None,
         end: int | None = None,
         limit: int = 1000,
+        late: bool | None = None,
+        newest: bool = False,
     ) -> list[MonitorResult]:
-        query = check_result_query(name, start=start, end=end, limit=limit)
+        query = check_result_query(
+            name, start=start, end=end, limit=limit, late=late, newest=newest
+        )
         table = monitor_results
         with self._db.read() as conn:
             row = self._monitor_row(conn, query.name)
@@ -238,10 +246,12 @@ class MonitorsMixin(SqlBase):
                 select_results = select_results.where(table.c.window_start < query.end)
             if query.start is not None:
                 select_results = select_results.where(table.c.window_end > query.start)
-            select_results = select_results.order_by(
-                table.c.window_start, table.c.window_end
-            ).limit(query.limit)
-            return [
+            if query.late is not None:
+                select_results = select_results.where(table.c.late == query.late)
+            order: list[Any] = [table.c.window_start, table.c.window_end, table.c.late]
+            if query.newest:
+                order = [column.desc() for column in order]
+            found = [
                 MonitorResult(
                     name=query.name,
                     window_start=result.window_start,
@@ -249,9 +259,11 @@ class MonitorsMixin(SqlBase):
                     status=result.status,
                     summary=json.loads(result.summary),
                     created_time=result.created_time,
+                    late=bool(result.late),
                 )
-                for result in conn.execute(select_results)
+                for result in conn.execute(select_results.order_by(*order).limit(query.limit))
             ]
+        return found[::-1] if query.newest else found
 
     # ---------------------------------------------------------------- events
 
@@ -287,8 +299,9 @@ class MonitorsMixin(SqlBase):
         kinds: Sequence[str] | None = None,
         since: int | None = None,
         limit: int = 1000,
+        newest: bool = False,
     ) -> list[MonitorEvent]:
-        query = check_event_query(name, kinds=kinds, since=since, limit=limit)
+        query = check_event_query(name, kinds=kinds, since=since, limit=limit, newest=newest)
         if query.kinds == ():
             return []
         found = select(events).where(events.c.subject_type == MONITOR_SUBJECT)
@@ -298,9 +311,12 @@ class MonitorsMixin(SqlBase):
             found = found.where(events.c.kind.in_(query.kinds))
         if query.since is not None:
             found = found.where(events.c.time >= query.since)
-        found = found.order_by(events.c.time, events.c.event_id).limit(query.limit)
+        order: list[Any] = [events.c.time, events.c.event_id]
+        if query.newest:
+            order = [column.desc() for column in order]
+        found = found.order_by(*order).limit(query.limit)
         with self._db.read() as conn:
-            return [
+            listed = [
                 MonitorEvent(
                     event_id=int(row.event_id),
                     time=row.time,
@@ -311,3 +327,4 @@ class MonitorsMixin(SqlBase):
                 )
                 for row in conn.execute(found)
             ]
+        return listed[::-1] if query.newest else listed

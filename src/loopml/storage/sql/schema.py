@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 __all__ = [
@@ -391,8 +392,9 @@ monitors = Table(
     Column("last_update_time", BigInteger, nullable=False),
 )
 
-#: the result of each window [window_start, window_end) (ms) a monitor checked; checking a
-#: window again replaces its row; deleted with the monitor
+#: the result of each window [window_start, window_end) (ms) a monitor checked, on time or
+#: ``late`` (rows that arrived after their window was checked); checking a window again
+#: replaces its row; deleted with the monitor
 monitor_results = Table(
     "monitor_results",
     metadata,
@@ -404,6 +406,7 @@ monitor_results = Table(
     ),
     Column("window_start", BigInteger, primary_key=True),
     Column("window_end", BigInteger, primary_key=True),
+    Column("late", Boolean, primary_key=True, server_default=false()),
     Column("status", String(32), nullable=False),
     Column("summary", Text, nullable=False),
     Column("created_time", BigInteger, nullable=False),

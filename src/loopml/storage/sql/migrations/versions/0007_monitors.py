@@ -26,7 +26,8 @@ def upgrade() -> None:
         sa.Column("last_update_time", sa.BigInteger, nullable=False),
     )
     # one row per checked window; a re-check of the same window replaces it (the primary key)
-    # and the monitor's deletion takes its results along
+    # and the monitor's deletion takes its results along. ``late`` marks the window of the
+    # rows that arrived after their own window was checked (its own row beside the on-time one)
     op.create_table(
         "monitor_results",
         sa.Column(
@@ -37,6 +38,7 @@ def upgrade() -> None:
         ),
         sa.Column("window_start", sa.BigInteger, primary_key=True),
         sa.Column("window_end", sa.BigInteger, primary_key=True),
+        sa.Column("late", sa.Boolean, primary_key=True, server_default=sa.false()),
         sa.Column("status", sa.String(32), nullable=False),
         sa.Column("summary", sa.Text, nullable=False),
         sa.Column("created_time", sa.BigInteger, nullable=False),
