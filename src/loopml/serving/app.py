@@ -60,6 +60,7 @@ from loopml.serving.inputs import (
     parse_plain,
     parse_v2,
 )
+from loopml.serving.live import LiveMonitors, input_names
 from loopml.serving.metrics import ServingMetrics
 
 __all__ = ["ServingApp", "create_app"]
@@ -135,6 +136,8 @@ class ServingApp:
         #: the latest window of every monitor of a served model (exported in /metrics)
         self.monitor_summaries: list[dict[str, Any]] = []
         self._monitors_read = 0.0
+        #: the current windows of those monitors, folded as requests are served
+        self.live = LiveMonitors() if config.live_monitoring else None
 
     # ------------------------------------------------------------------------------ store
 
@@ -205,7 +208,12 @@ class ServingApp:
                 name: getattr(log, name, 0)
                 for name in ("logged_rows", "dropped_rows", "written_segments", "failed_segments")
             }
-        return {"queues": queues, "prediction_log": counters, "monitors": self.monitor_summaries}
+        return {
+            "queues": queues,
+            "prediction_log": counters,
+            "monitors": self.monitor_summaries,
+            "live": None if self.live is None else self.live.snapshot(),
+        }
 
     # ------------------------------------------------------------------------------ life
 
@@ -223,6 +231,12 @@ class ServingApp:
         # of milliseconds: the p99 latency)
         gc.collect()
         gc.freeze()
+        if self.live is not None:
+            self.live.start()
+            try:
+                await asyncio.to_thread(self.read_live_monitors)
+            except Exception:
+                logger.exception("reading the monitors for the live windows failed")
         self.started = True
         self._follower = asyncio.get_running_loop().create_task(self._follow())
 
@@ -236,10 +250,19 @@ class ServingApp:
         for monitor in store.list_monitors():
             if monitor.spec.get("model") not in served:
                 continue
-            results = store.list_monitor_results(monitor.name)
+            results = store.list_monitor_results(monitor.name, late=False, limit=1, newest=True)
             if results:
                 summaries.append(results[-1].summary)
         self.monitor_summaries = summaries
+
+    def read_live_monitors(self) -> None:
+        """Start a live window for each new monitor of a served model, drop those of deleted
+        monitors (see :mod:`loopml.serving.live`)."""
+        store = self.store
+        if self.live is None or not hasattr(store, "list_monitors"):
+            return
+        inputs = {name: input_names(e.signature) for name, e in self.endpoints.items()}
+        self.live.refresh(store, inputs)
 
     async def _follow(self) -> None:
         while True:
@@ -250,6 +273,11 @@ class ServingApp:
                     await asyncio.to_thread(self.read_monitors)
                 except Exception:
                     logger.exception("reading the monitors' latest windows failed")
+                if self.live is not None:
+                    try:
+                        await asyncio.to_thread(self.read_live_monitors)
+                    except Exception:
+                        logger.exception("reading the monitors for the live windows failed")
             for endpoint in self.endpoints.values():
                 try:
                     await endpoint.refresh(self._resolver)
@@ -270,6 +298,8 @@ class ServingApp:
             await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
         if self.prediction_log is not None:
             await asyncio.to_thread(self.prediction_log.close)
+        if self.live is not None:
+            await asyncio.to_thread(self.live.close)
 
     # ------------------------------------------------------------------------------ checks
 
@@ -404,6 +434,8 @@ class ServingApp:
         if shadow is not None:
             self._copy_to_shadow(shadow, batch, request_id)
         self._log(deployment, batch, output, request_id)
+        if self.live is not None:  # queued for the background thread: never blocks or raises
+            self.live.observe(name, batch.columns, batch.rows, output)
         return deployment, batch, output
 
     def _copy_to_shadow(self, shadow: Deployment, batch: Batch, request_id: str) -> None:

@@ -15,6 +15,7 @@ YAML file (``loopml serve --config serving.yaml``).
     prediction_log: {enabled: true, max_rows: 50000, max_seconds: 60}
     limits: {max_body_mb: 10, max_rows: 10000}
     alias_poll_seconds: 5
+    live_monitoring: true                 # monitors' current windows kept in memory
 
 Every field is checked when the file is read; a mistake names its path in the file
 (``models.0.max_batch_size: ...``) and what was expected.
@@ -133,6 +134,11 @@ class ServingConfig(_Strict):
     )
     auth: bool = False
     alias_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
+    live_monitoring: bool = Field(
+        default=True,
+        description="keep each monitor's current window in memory and export its drift "
+        "(loopml_monitor_live_* in /metrics)",
+    )
 
     @field_validator("models")
     @classmethod

@@ -15,6 +15,13 @@
 ``loopml_serving_model_load_failures_total``  versions that failed to load
 ``loopml_serving_shadow_errors_total``     shadow predictions that failed or were dropped
 ``loopml_serving_prediction_log_*``        rows logged, dropped, segments written and failed
+``loopml_monitor_*``                       the latest checked window of each monitor of a served
+                                           model (status, drift, performance, alerts, rows)
+``loopml_monitor_live_*``                  each monitor's current window, folded as requests
+                                           are served (:mod:`loopml.serving.live`): rows, status,
+                                           PSI per column, drifted features, dropped rows; and
+                                           ``loopml_monitor_live_previous_*`` for the window
+                                           before it
 =========================================  ======================================================
 
 Each worker process counts its own requests (run one worker per container, the usual layout
@@ -77,6 +84,9 @@ class _Live(Collector):
             queue.add_metric([model, version, role], rows)
         yield queue
         yield from _monitor_families(state.get("monitors") or [])
+        live = state.get("live")
+        if live is not None:  # None: live monitoring is switched off
+            yield from _live_families(live)
         log = state.get("prediction_log")
         if log:
             for name, help_text in (
@@ -146,6 +156,59 @@ def _monitor_families(monitors: list[dict[str, Any]]) -> Iterable[Any]:
             if isinstance(value, int | float):
                 performance.add_metric([name, metric], value)
     yield from (status, drifted, effect, psi, performance, alerts, rows)
+
+
+def _live_families(monitors: list[dict[str, Any]]) -> Iterable[Any]:
+    """Gauges of each monitor's live windows (:meth:`loopml.serving.live.LiveMonitors.snapshot`):
+    the current one and, under ``loopml_monitor_live_previous_*``, the one before it. Status,
+    PSI and drifted features are those of the window's latest evaluation (absent before it)."""
+    families = {}
+    for prefix, which in (
+        ("loopml_monitor_live", "current"),
+        ("loopml_monitor_live_previous", "previous"),
+    ):
+        families[which] = (
+            GaugeMetricFamily(
+                f"{prefix}_rows", f"Rows folded into the {which} live window", labels=["monitor"]
+            ),
+            GaugeMetricFamily(
+                f"{prefix}_status",
+                f"The {which} live window: -1 insufficient data, 0 ok, 1 drift, 3 error",
+                labels=["monitor"],
+            ),
+            GaugeMetricFamily(
+                f"{prefix}_drift_psi",
+                f"PSI per column in the {which} live window",
+                labels=["monitor", "column"],
+            ),
+            GaugeMetricFamily(
+                f"{prefix}_drifted_features",
+                f"Features drifted in the {which} live window",
+                labels=["monitor"],
+            ),
+        )
+    dropped = CounterMetricFamily(
+        "loopml_monitor_live_dropped",
+        "Rows served but not folded into a live window (its queue was full)",
+        labels=["monitor"],
+    )
+    for monitor in monitors:
+        name = str(monitor.get("monitor"))
+        dropped.add_metric([name], float(monitor.get("dropped_rows") or 0))
+        for which, (rows, status, psi, drifted) in families.items():
+            window = monitor.get(which)
+            if not window:
+                continue
+            rows.add_metric([name], float(window.get("rows") or 0))
+            if window.get("status") is None:
+                continue  # not evaluated yet
+            status.add_metric([name], _STATUS_CODES.get(str(window["status"]), 3))
+            drifted.add_metric([name], len(window.get("drifted_features") or []))
+            for column, value in (window.get("psi") or {}).items():
+                psi.add_metric([name, str(column)], value)
+    for group in families.values():
+        yield from group
+    yield dropped
 
 
 class ServingMetrics:
