@@ -266,3 +266,52 @@ def test_switched_off_exports_nothing(
         assert not [name for name, _labels in samples if name.startswith("loopml_monitor_live")]
         assert "loopml_monitor_live" not in client.get("/metrics").text
         assert state._live_state()["live"] is None
+
+
+def test_stored_results_are_exported_as_gauges(server: Server, registered: Registered) -> None:
+    """The latest stored check of each monitor of a served model: status, rows, drift per
+    column, performance, alerts and data-quality findings, as Prometheus gauges."""
+    reference = registered.features.assign(target=registered.target)
+    current = reference.copy()
+    current[SHIFTED] = current[SHIFTED] + 5 * current[SHIFTED].std()
+    current.loc[: len(current) // 2, "mean_texture"] = float("nan")  # a quality finding
+    drift = monitoring.compare(reference, current, predictions=["target"])
+    summary = {
+        "monitor": "cancer-live",
+        "model": "cancer",
+        "status": "alert",
+        "rows": len(current),
+        "drifted_features": list(drift.flagged),
+        "alerts": [{"rule": "drift", "subject": SHIFTED}],
+        "drift": drift.to_dict(),
+        "performance": {"f1": 0.75, "roc_auc": None},
+    }
+    store = open_store(registered.store)
+    store.record_monitor_result(
+        "cancer-live", window_start=0, window_end=10, status="ok", summary={"monitor": "old"}
+    )
+    store.record_monitor_result(
+        "cancer-live", window_start=10, window_end=20, status="alert", summary=summary
+    )
+    store.record_monitor_result(  # a late window is not the latest verdict
+        "cancer-live", window_start=20, window_end=30, status="ok", summary={}, late=True
+    )
+    store.close()
+    server.state.read_monitors()
+    samples = server.metrics()
+    assert _value(samples, "loopml_monitor_status", monitor="cancer-live", model="cancer") == 2
+    assert _value(samples, "loopml_monitor_rows", monitor="cancer-live") == len(current)
+    assert _value(samples, "loopml_monitor_alerts", monitor="cancer-live") == 1
+    assert _value(samples, "loopml_monitor_drifted_features", monitor="cancer-live") >= 1
+    assert _psi(samples, "cancer-live", prefix="loopml_monitor")[SHIFTED] > 1
+    assert _value(samples, "loopml_monitor_performance", monitor="cancer-live", metric="f1") == 0.75
+    assert (
+        _value(samples, "loopml_monitor_performance", monitor="cancer-live", metric="roc_auc")
+        is None
+    )
+    findings = {
+        dict(labels)["column"]: value
+        for (name, labels), value in samples.items()
+        if name == "loopml_monitor_quality_findings"
+    }
+    assert findings.get("mean_texture", 0) >= 1

@@ -137,6 +137,11 @@ def _monitor_families(monitors: list[dict[str, Any]]) -> Iterable[Any]:
     rows = GaugeMetricFamily(
         "loopml_monitor_rows", "Predictions in the latest window", labels=["monitor"]
     )
+    quality = GaugeMetricFamily(
+        "loopml_monitor_quality_findings",
+        "Data-quality findings per column and kind in the latest window",
+        labels=["monitor", "column", "kind"],
+    )
     for summary in monitors:
         name = str(summary.get("monitor"))
         status.add_metric(
@@ -155,7 +160,13 @@ def _monitor_families(monitors: list[dict[str, Any]]) -> Iterable[Any]:
         for metric, value in (summary.get("performance") or {}).items():
             if isinstance(value, int | float):
                 performance.add_metric([name, metric], value)
-    yield from (status, drifted, effect, psi, performance, alerts, rows)
+        found: dict[tuple[str, str], int] = {}
+        for finding in (summary.get("drift") or {}).get("quality", []):
+            key = (str(finding.get("column")), str(finding.get("kind")))
+            found[key] = found.get(key, 0) + 1
+        for (column, kind), count in sorted(found.items()):
+            quality.add_metric([name, column, kind], count)
+    yield from (status, drifted, effect, psi, performance, alerts, rows, quality)
 
 
 def _live_families(monitors: list[dict[str, Any]]) -> Iterable[Any]:
