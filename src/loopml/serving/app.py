@@ -30,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import logging
+import os
 import re
 import time
 import uuid
@@ -503,11 +505,31 @@ def _sticky_key(request: Request, body: Any, config: ModelConfig) -> str | None:
     return None
 
 
+class _RequestIds:
+    """Request ids: 32 hex digits, a random prefix per process (drawn again in a forked
+    worker) and a counter, unique like a random UUID at a fraction of its cost (no system
+    call per request)."""
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+_new_request_id = _RequestIds()
+
+
 def _request_id(request: Request, body_id: Any = None) -> str:
     for candidate in (request.headers.get("x-request-id"), body_id):
         if isinstance(candidate, str) and _REQUEST_ID.fullmatch(candidate):
             return candidate
-    return uuid.uuid4().hex
+    return _new_request_id()
 
 
 def _v2_outputs(output: Any) -> list[dict[str, Any]]:

@@ -108,9 +108,9 @@ class ModelConfig(_Strict):
 
 class PredictionLogConfig(_Strict):
     enabled: bool = True
-    max_rows: int = Field(default=50_000, ge=1)
+    max_rows: int = Field(default=10_000, ge=1)
     max_seconds: float = Field(default=60.0, gt=0)
-    max_pending_rows: int = Field(default=200_000, ge=1)
+    max_pending_rows: int = Field(default=100_000, ge=1)
 
 
 class Limits(_Strict):

@@ -156,9 +156,9 @@ class PredictionLog:
         self,
         store: PredictionLogStore,
         *,
-        max_rows: int = 50_000,
+        max_rows: int = 10_000,
         max_seconds: float = 60.0,
-        max_pending_rows: int = 200_000,
+        max_pending_rows: int = 100_000,
         retry_seconds: float = 5.0,
     ) -> None:
         if not callable(getattr(store, "record_prediction_segment", None)) or not hasattr(
