@@ -651,6 +651,17 @@ def _list_column(
     parts: list[np.ndarray | None], counts: np.ndarray, present: list[np.ndarray]
 ) -> tuple[pa.Array, dict[bytes, bytes] | None]:
     """Arrays of 2 or more dimensions: each row's values (flattened in C order) as a list."""
+    shapes = {p.shape[1:] for p in present}
+    if len(present) == len(parts) and len(shapes) == 1:  # the usual case: one concatenation
+        shape = next(iter(shapes))
+        width = math.prod(shape)
+        total = int(counts.sum())
+        if total * width < 2**31 - 1:
+            values = np.concatenate(present).reshape(-1)
+            items = _flat_column([values], None, [values])
+            offsets = np.arange(0, (total + 1) * width, width, dtype=np.int32)
+            fast = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items)
+            return fast, {ROW_SHAPE_KEY: json.dumps(list(shape)).encode()}
     lengths: list[np.ndarray] = []
     masks: list[np.ndarray] = []
     values: list[np.ndarray] = []
@@ -675,7 +686,6 @@ def _list_column(
         column = pa.LargeListArray.from_arrays(
             pa.array(offsets, pa.int64()), items, mask=pa.array(mask) if mask.any() else None
         )
-    shapes = {p.shape[1:] for p in present}
     if len(shapes) == 1:
         return column, {ROW_SHAPE_KEY: json.dumps(list(shapes.pop())).encode()}
     return column, None
