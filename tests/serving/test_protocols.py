@@ -376,3 +376,39 @@ def test_arrays_go_straight_to_a_numeric_model_but_not_to_one_needing_names(
             answer = httpx.post(f"{url}/predict/{name}", json={"records": rows.to_dict("records")})
             assert answer.status_code == 200, answer.text
             assert answer.json()["predictions"] == model.predict(rows).tolist()
+
+
+def test_request_path_histograms_follow_prometheus_buckets() -> None:
+    """The server's own counters and histograms (kept without prometheus_client's locks):
+    a value equal to a bound counts in that bucket, buckets are cumulative, +Inf is the
+    count, and the text parses."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from loopml.serving.metrics import ServingMetrics
+
+    metrics = ServingMetrics(lambda: {})
+    for seconds in (0.0005, 0.0007, 0.002, 30.0):
+        metrics.observe_request("m", "1", "plain", 200, seconds)
+    metrics.observe_request("m", "1", "plain", 400, 0.001)
+    metrics.error("m", "invalid_input")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+
+    def bucket(le: str) -> float:
+        key = (("le", le), ("model", "m"), ("version", "1"))
+        return samples[("loopml_serving_request_seconds_bucket", key)]
+
+    assert bucket("0.0005") == 1
+    assert bucket("0.001") == 3
+    assert bucket("0.002") == 4
+    assert bucket("+Inf") == 5
+    labels = (("model", "m"), ("version", "1"))
+    assert samples[("loopml_serving_request_seconds_count", labels)] == 5
+    assert samples[("loopml_serving_request_seconds_sum", labels)] == pytest.approx(30.0042)
+    status = (("model", "m"), ("protocol", "plain"), ("status", "200"), ("version", "1"))
+    assert samples[("loopml_serving_requests_total", status)] == 4
+    errors = (("kind", "invalid_input"), ("model", "m"))
+    assert samples[("loopml_serving_errors_total", errors)] == 1

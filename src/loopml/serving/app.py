@@ -70,6 +70,8 @@ __all__ = ["ServingApp", "create_app"]
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("loopml.serving.access")
 
+#: the garbage collector's first threshold while the server runs (Python's default: 700)
+_GC_YOUNG = 50_000
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # the server hands scikit-learn models fitted on a DataFrame a 2-D array in the signature's
@@ -140,6 +142,7 @@ class ServingApp:
         self._monitors_read = 0.0
         #: the current windows of those monitors, folded as requests are served
         self.live = LiveMonitors() if config.live_monitoring else None
+        self._gc_threshold: tuple[int, ...] | None = None  # the one to restore on stop
 
     # ------------------------------------------------------------------------------ store
 
@@ -233,6 +236,11 @@ class ServingApp:
         # of milliseconds: the p99 latency)
         gc.collect()
         gc.freeze()
+        # every answered request leaves objects in the prediction log until its segment is
+        # written (thousands at a time): the default first threshold (700) would run a young
+        # collection, which scans them all again, every few requests (6% of throughput here)
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(_GC_YOUNG, *self._gc_threshold[1:])
         if self.live is not None:
             self.live.start()
             try:
@@ -290,6 +298,9 @@ class ServingApp:
 
     async def stop(self) -> None:
         """Finish what is queued, then write what the prediction log holds."""
+        if self._gc_threshold is not None:
+            gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -30,18 +30,18 @@ on Kubernetes, or scrape each).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = ["ServingMetrics"]
@@ -222,50 +222,95 @@ def _live_families(monitors: list[dict[str, Any]]) -> Iterable[Any]:
     yield dropped
 
 
+class _Counts(Collector):
+    """Counters and histograms of the request path, kept as plain numbers.
+
+    prometheus_client takes a lock for every increment and every histogram bucket; the model
+    server observes on its event loop thread only, so these keep a list per label set and
+    add to it (a scrape reads them as they are: at worst one observation behind)."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, tuple[str, list[str], dict[tuple[str, ...], list[float]]]] = {}
+        self._histograms: dict[
+            str, tuple[str, list[str], tuple[float, ...], dict[tuple[str, ...], list[float]]]
+        ] = {}
+
+    def counter(self, name: str, help_text: str, labels: Sequence[str]) -> None:
+        self._counters[name] = (help_text, list(labels), {})
+
+    def histogram(
+        self, name: str, help_text: str, labels: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self._histograms[name] = (help_text, list(labels), tuple(buckets), {})
+
+    def inc(self, name: str, labels: tuple[str, ...]) -> None:
+        values = self._counters[name][2]
+        cell = values.get(labels)
+        if cell is None:
+            cell = values[labels] = [0.0]
+        cell[0] += 1
+
+    def observe(self, name: str, labels: tuple[str, ...], value: float) -> None:
+        _, _, bounds, values = self._histograms[name]
+        cell = values.get(labels)
+        if cell is None:  # one count per bucket, then +Inf's, then the sum
+            cell = values[labels] = [0.0] * (len(bounds) + 2)
+        cell[bisect_left(bounds, value)] += 1
+        cell[-1] += value
+
+    def collect(self) -> Iterable[Any]:
+        for name, (help_text, labels, values) in self._counters.items():
+            counter = CounterMetricFamily(name, help_text, labels=labels)
+            for key, cell in list(values.items()):
+                counter.add_metric(list(key), cell[0])
+            yield counter
+        for name, (help_text, labels, bounds, values) in self._histograms.items():
+            histogram = HistogramMetricFamily(name, help_text, labels=labels)
+            for key, cell in list(values.items()):
+                counts, total = cell[:-1], cell[-1]
+                cumulative, buckets = 0.0, []
+                for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+                    cumulative += count
+                    buckets.append((_le(bound), cumulative))
+                histogram.add_metric(list(key), buckets, sum_value=total)
+            yield histogram
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(float(bound))
+
+
 class ServingMetrics:
-    """The metric objects; ``observe_*`` methods are called on the request path."""
+    """The metric objects; ``observe_*`` methods are called on the request path (the event
+    loop's thread)."""
 
     def __init__(self, read_live: Callable[[], dict[str, Any]]) -> None:
         disable_created_metrics()  # no *_created series: they double the scrape for nothing
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
+        self._counts = counts = _Counts()
+        counts.counter(
             "loopml_serving_requests",
             "Requests answered",
             ["model", "version", "protocol", "status"],
-            registry=r,
         )
-        self.errors = Counter(
-            "loopml_serving_errors", "Requests refused or failed", ["model", "kind"], registry=r
-        )
-        self.latency = Histogram(
-            "loopml_serving_request_seconds",
-            "Time to answer a request",
-            ["model", "version"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.batch_rows = Histogram(
-            "loopml_serving_batch_rows",
-            "Rows per predict call",
-            ["model", "version"],
-            buckets=_ROWS_BUCKETS,
-            registry=r,
-        )
-        self.predict_seconds = Histogram(
-            "loopml_serving_predict_seconds",
-            "Time in the model's predict per call",
-            ["model", "version"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.queue_wait = Histogram(
-            "loopml_serving_queue_wait_seconds",
-            "Time the first request of a batch waited for the model",
-            ["model", "version"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
+        counts.counter("loopml_serving_errors", "Requests refused or failed", ["model", "kind"])
+        for name, help_text, buckets in (
+            ("loopml_serving_request_seconds", "Time to answer a request", _LATENCY_BUCKETS),
+            ("loopml_serving_batch_rows", "Rows per predict call", _ROWS_BUCKETS),
+            (
+                "loopml_serving_predict_seconds",
+                "Time in the model's predict per call",
+                _LATENCY_BUCKETS,
+            ),
+            (
+                "loopml_serving_queue_wait_seconds",
+                "Time the first request of a batch waited for the model",
+                _LATENCY_BUCKETS,
+            ),
+        ):
+            counts.histogram(name, help_text, ["model", "version"], buckets)
+        r.register(counts)
         self.model_info = Gauge(
             "loopml_serving_model_info",
             "Loaded model versions (1 each)",
@@ -297,16 +342,18 @@ class ServingMetrics:
     def observe_request(
         self, model: str, version: str, protocol: str, status: int, seconds: float
     ) -> None:
-        self._child(self.requests, model, version, protocol, str(status)).inc()
-        self._child(self.latency, model, version).observe(seconds)
+        counts = self._counts
+        counts.inc("loopml_serving_requests", (model, version, protocol, str(status)))
+        counts.observe("loopml_serving_request_seconds", (model, version), seconds)
 
     def observe_batch(self, model: str, version: str, rows: int, wait: float, took: float) -> None:
-        self._child(self.batch_rows, model, version).observe(rows)
-        self._child(self.queue_wait, model, version).observe(wait)
-        self._child(self.predict_seconds, model, version).observe(took)
+        counts, labels = self._counts, (model, version)
+        counts.observe("loopml_serving_batch_rows", labels, rows)
+        counts.observe("loopml_serving_queue_wait_seconds", labels, wait)
+        counts.observe("loopml_serving_predict_seconds", labels, took)
 
     def error(self, model: str, kind: str) -> None:
-        self._child(self.errors, model, kind).inc()
+        self._counts.inc("loopml_serving_errors", (model, kind))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

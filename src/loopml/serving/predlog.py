@@ -657,8 +657,8 @@ def _list_column(
         width = math.prod(shape)
         total = int(counts.sum())
         if total * width < 2**31 - 1:
-            values = np.concatenate(present).reshape(-1)
-            items = _flat_column([values], None, [values])
+            joined = np.concatenate(present).reshape(-1)
+            items = _flat_column([joined], None, [joined])
             offsets = np.arange(0, (total + 1) * width, width, dtype=np.int32)
             fast = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items)
             return fast, {ROW_SHAPE_KEY: json.dumps(list(shape)).encode()}
