@@ -440,6 +440,7 @@ class ServingApp:
                 )
         else:
             deployment = endpoint.choose(_sticky_key(request, body, endpoint.config))
+        deployment.batcher.refuse_if_full()  # shed load before parsing and checking
         payload = parse(body, deployment.model.signature)
         batch = check(payload, deployment.model.signature, max_rows=self.config.limits.max_rows)
         output = await deployment.batcher.submit(batch)

@@ -117,6 +117,17 @@ class Batcher:
 
     # ------------------------------------------------------------------------------ use
 
+    def refuse_if_full(self) -> None:
+        """Raise :class:`Overloaded` when the queue is at its limit already: called before a
+        request's body is parsed and checked, so that shedding load costs little."""
+        if self.queued_rows >= self.max_queue_rows:
+            raise Overloaded(
+                f"{self.queued_rows:,} rows are waiting for this model already (the limit is "
+                f"{self.max_queue_rows:,}); retry shortly.",
+                queued_rows=self.queued_rows,
+                retry_after=1,
+            )
+
     async def submit(self, batch: Batch) -> Any:
         """The model's output for ``batch`` (its rows only).
 
