@@ -85,6 +85,19 @@ def test_plain_records_columns_and_arrays(
         assert answer.headers["x-request-id"] == answer.json()["request_id"]
 
 
+def test_a_client_request_id_is_kept(client: Any, registered: Registered) -> None:
+    """A valid X-Request-ID from the client names the request (answer, header, log); an
+    invalid one is replaced by the server's own."""
+    body = {"data": registered.features.iloc[:1].to_numpy().tolist()}
+    answer = client.post("/predict/cancer", json=body, headers={"X-Request-ID": "order-42:a"})
+    assert answer.headers["x-request-id"] == answer.json()["request_id"] == "order-42:a"
+    refused = client.post("/predict/cancer", json=body, headers={"X-Request-ID": "bad id!"})
+    own = refused.json()["request_id"]
+    assert own != "bad id!"
+    assert len(own) == 32
+    assert client.post("/predict/cancer", json=body).json()["request_id"] != own
+
+
 def test_one_record_as_an_object(
     client: Any, lr: LogisticRegression, registered: Registered
 ) -> None:

@@ -500,7 +500,7 @@ def _uris(model: ModelConfig) -> set[str]:
 
 
 def _sticky_key(request: Request, body: Any, config: ModelConfig) -> str | None:
-    key = request.headers.get("x-loopml-key")
+    key = _header(request, b"x-loopml-key")
     if key is not None or config.canary is None or config.canary.key is None:
         return key
     field = config.canary.key
@@ -537,8 +537,17 @@ class _RequestIds:
 _new_request_id = _RequestIds()
 
 
+def _header(request: Request, name: bytes) -> str | None:
+    """One request header (``name`` lowercase), read from the ASGI scope without building
+    Starlette's ``Headers`` for the request."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
 def _request_id(request: Request, body_id: Any = None) -> str:
-    for candidate in (request.headers.get("x-request-id"), body_id):
+    for candidate in (_header(request, b"x-request-id"), body_id):
         if isinstance(candidate, str) and _REQUEST_ID.fullmatch(candidate):
             return candidate
     return _new_request_id()
