@@ -380,7 +380,7 @@ class ServingApp:
 
     async def read_json(self, request: Request) -> Any:
         limit = self.config.limits.max_body_bytes
-        kind = request.headers.get("content-type", _JSON).split(";")[0].strip().lower()
+        kind = (_header(request, b"content-type") or _JSON).split(";")[0].strip().lower()
         if kind not in (_JSON, "", "application/*", "*/*", "text/json"):
             raise _Refusal(
                 415,
@@ -388,7 +388,7 @@ class ServingApp:
                 f"Send JSON (Content-Type: application/json), not {kind!r}.",
                 "invalid_input",
             )
-        length = request.headers.get("content-length")
+        length = _header(request, b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise self._too_large(int(length))
         chunks, size = [], 0
