@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from loopml.errors import InvalidArgumentError
 
@@ -36,15 +37,34 @@ def _esc(value: Any) -> str:
 
 
 def _numbers(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-    out = np.array(
-        [
-            float(v) if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
-            for v in values
-        ],
-        dtype=float,
-    )
+    """The finite numbers of ``column`` (anything else, nulls and text included, left out)."""
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        out = np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
+    else:  # a window whose values are not numbers: keep the ones that are
+        values = column.to_pylist()
+        out = np.array(
+            [
+                float(v) if isinstance(v, int | float) and not isinstance(v, bool) else np.nan
+                for v in values
+            ],
+            dtype=float,
+        )
     return out[np.isfinite(out)]
+
+
+def _category_counts(column: pa.ChunkedArray | pa.Array) -> dict[str, int]:
+    """How often each value of ``column`` occurs, as text (nulls left out)."""
+    try:
+        text = pc.cast(column, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        text = pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
+    counts = pc.value_counts(text.drop_null())
+    return {
+        str(value): int(count)
+        for value, count in zip(
+            counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+        )
+    }
 
 
 def histograms(reference: pa.Table, current: pa.Table, name: str) -> dict[str, Any]:
@@ -69,12 +89,10 @@ def histograms(reference: pa.Table, current: pa.Table, name: str) -> dict[str, A
         )
         labels = [f"{edges[i]:.3g}" for i in range(len(edges) - 1)]
     else:
-        ref_values = [str(v) for v in ref_col.to_pylist() if v is not None]
-        cur_values = [str(v) for v in cur_col.to_pylist() if v is not None]
-        names, counts = np.unique(ref_values, return_counts=True)
-        top = [str(n) for n in names[np.argsort(-counts)][:12]]
-        ref_counts = np.array([ref_values.count(n) for n in top])
-        cur_counts = np.array([cur_values.count(n) for n in top])
+        ref_found, cur_found = _category_counts(ref_col), _category_counts(cur_col)
+        top = sorted(ref_found, key=lambda n: (-ref_found[n], n))[:12]
+        ref_counts = np.array([ref_found[n] for n in top])
+        cur_counts = np.array([cur_found.get(n, 0) for n in top])
         labels = top
     ref_share = ref_counts / max(1, ref_counts.sum())
     cur_share = cur_counts / max(1, cur_counts.sum())
