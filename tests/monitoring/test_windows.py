@@ -107,6 +107,10 @@ def test_window_settings_are_checked(store_uri: str) -> None:
         with pytest.raises(InvalidArgumentError) as refused:
             _create("m", **kwargs)
         assert refused.value.details["field"] == field, kwargs
+    for at in ("now", 1.5, -1, True):
+        with pytest.raises(InvalidArgumentError) as refused:
+            monitoring.check("ok-not-yet", at=at)  # type: ignore[arg-type]
+        assert refused.value.details["field"] == "at"
     _create("ok", window="1h", lateness="5m", horizon="2d")
     assert monitoring.get("ok").spec["lateness"] == "5m"
 

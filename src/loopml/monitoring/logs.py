@@ -129,7 +129,11 @@ def concat_tables(tables: list[pa.Table]) -> pa.Table:
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        pass
+        return _concat_clashing(tables)
+
+
+def _concat_clashing(tables: list[pa.Table]) -> pa.Table:
+    """``concat_tables`` when some column's types cannot be promoted: those read as text."""
     types: dict[str, set[pa.DataType]] = {}
     for table in tables:
         for item in table.schema:

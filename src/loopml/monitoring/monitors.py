@@ -672,6 +672,12 @@ def check(
     stored (replacing an earlier check of the same window); alerts that open are recorded as
     events and sent to the monitor's webhooks (unless ``deliver`` is False).
     """
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 0):
+        raise InvalidArgumentError(
+            f"at must be the window's end in milliseconds since the epoch (a non-negative "
+            f"integer), not {at!r}.",
+            field="at",
+        )
     store = _store(tracking_uri)
     spec = store.get_monitor(name).spec
     kind, size = parse_window_spec(spec["window"])
