@@ -136,6 +136,67 @@ def test_one_bad_request_does_not_fail_the_others_in_its_batch() -> None:
     asyncio.run(scenario())
 
 
+def test_on_answer_gets_each_call_once_with_its_requests() -> None:
+    """The prediction log and live monitors hear of each merged call once, with its
+    requests' ids and rows; a failed request is left out, and a failing hook fails nobody."""
+
+    async def scenario() -> None:
+        answered: list[tuple[list[str | None], list[int], list[float], list[float]]] = []
+        futures: list[asyncio.Future[Any]] = []
+
+        def on_answer(ids: list[str | None], rows: list[int], batch: Batch, out: Any) -> None:
+            assert batch.tensor is not None
+            answered.append((ids, rows, batch.tensor[:, 0].tolist(), np.asarray(out).tolist()))
+            if ids == ["boom"]:
+                raise RuntimeError("the hook is broken")
+
+        gate = threading.Event()
+
+        def predict(batch: Batch) -> Any:
+            gate.wait(5)
+            assert batch.tensor is not None
+            if np.isnan(batch.tensor).any():
+                raise ValueError("Input X contains NaN.")
+            return batch.tensor[:, 0] * 10
+
+        batcher = Batcher(predict, max_batch_size=64, on_answer=on_answer)
+
+        def batch(*values: float) -> Batch:
+            return Batch(None, np.array([[v] for v in values]), len(values))
+
+        first = asyncio.ensure_future(batcher.submit(batch(1), "a"))
+        await asyncio.sleep(0.05)  # the model is busy: the next three gather
+        futures.extend(
+            asyncio.ensure_future(batcher.submit(b, rid))
+            for b, rid in ((batch(2, 3), "b"), (batch(4), "c"), (batch(5), None))
+        )
+        gate.set()
+        assert (await first).tolist() == [10.0]
+        assert [(await f).tolist() for f in futures] == [[20.0, 30.0], [40.0], [50.0]]
+        assert answered == [
+            (["a"], [1], [1.0], [10.0]),
+            (["b", "c", None], [2, 1, 1], [2.0, 3.0, 4.0, 5.0], [20.0, 30.0, 40.0, 50.0]),
+        ]
+        answered.clear()
+        # a NaN fails the merged call: each request alone, the bad one left out of the log
+        gate.clear()
+        busy = asyncio.ensure_future(batcher.submit(batch(0), "z"))
+        await asyncio.sleep(0.05)
+        tasks = [
+            asyncio.ensure_future(batcher.submit(b, rid))
+            for b, rid in ((batch(6), "d"), (batch(float("nan")), "bad"), (batch(7), "boom"))
+        ]
+        gate.set()
+        await busy
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert (results[0].tolist(), results[2].tolist()) == ([60.0], [70.0])
+        assert isinstance(results[1], ValueError)
+        assert [a[0] for a in answered] == [["z"], ["d"], ["boom"]]
+        await batcher.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_full_queue_answers_503_with_retry_after(
     rf: RandomForestClassifier, registered: Registered
 ) -> None:
@@ -329,8 +390,9 @@ def test_shadow_gets_a_copy_and_never_touches_the_answer(
     class Log:
         logged_rows = dropped_rows = written_segments = failed_segments = 0
 
-        def log(self, **record: Any) -> bool:
-            logged.append(record)
+        def log_batch(self, request_ids: list[str], rows: list[int], *args: Any) -> bool:
+            model, version = args[:2]
+            logged.extend({"model": model, "version": version} for _ in request_ids)
             return True
 
         def close(self) -> None:

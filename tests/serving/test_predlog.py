@@ -22,6 +22,7 @@ from loopml.errors import InvalidArgumentError, StoreUnavailableError
 from loopml.serving.predlog import (
     BASE_SCHEMA,
     FEEDBACK_TIMESTAMP,
+    STAGE_ROW_BYTES,
     PredictionLog,
     join_feedback,
     read_feedback,
@@ -522,6 +523,125 @@ def test_types_that_change_between_segments(store: SqlStore) -> None:
     table = read_predictions(store, "m")
     assert table.column("input.n").to_pylist() == [1.0, 2.5]
     assert table.column("input.s").to_pylist() == ["1", "two"]
+
+
+def test_layouts_that_change_within_a_segment(store: SqlStore) -> None:
+    """Requests of one layout are copied into column buffers; a request of another layout
+    (names, dtype, row shape), a structured dtype or a row wider than STAGE_ROW_BYTES starts
+    a new part: the segment reads back the same either way."""
+    wide = np.arange(2 * (STAGE_ROW_BYTES // 8 + 1), dtype=np.float64).reshape(2, -1)
+    records = np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")])
+    requests: list[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = [
+        ({"x": np.array([1.0, 2.0]), "s": np.array(["a", "bb"])}, {"y": np.array([0, 1])}),
+        ({"x": np.array([3.0]), "s": np.array(["ccc"])}, {"y": np.array([1])}),  # same layout
+        ({"x": np.array([4.0])}, {"y": np.array([0])}),  # no "s"
+        ({"x": np.array([5], dtype=np.int32)}, {"y": np.array([1])}),  # another dtype
+        ({"t": np.ones((1, 2, 2))}, {"y": np.array([0])}),  # a tensor
+        ({"t": np.ones((1, 3))}, {"y": np.array([0])}),  # another row shape
+        ({"w": wide}, {"y": np.array([1, 0])}),  # too wide to copy
+        ({"r": records}, {"y": np.array([1])}),  # structured
+        ({"x": np.array([6.0]), "s": np.array(["d"])}, {"y": np.array([0])}),
+    ]
+    log = PredictionLog(store)
+    for i, (inputs, outputs) in enumerate(requests):
+        assert log.log(f"r{i}", "m", 1, inputs, outputs, T0 + i)
+    assert log.close()
+    assert log.written_segments == 1
+    table = read_predictions(store, "m")
+    assert table.column("request_id").to_pylist() == [
+        "r0", "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r6", "r7", "r8"
+    ]  # fmt: skip
+    assert table.column("row").to_pylist() == [0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0]
+    x = [1.0, 2.0, 3.0, 4.0, 5.0, None, None, None, None, None, 6.0]
+    assert table.column("input.x").to_pylist() == x
+    s = ["a", "bb", "ccc", None, None, None, None, None, None, None, "d"]
+    assert table.column("input.s").to_pylist() == s
+    assert table.column("output.y").to_pylist() == [0, 1, 1, 0, 1, 0, 0, 1, 0, 1, 0]
+    t = table.column("input.t").to_pylist()
+    assert (t[0], t[5], t[6]) == (None, [1.0] * 4, [1.0] * 3)
+    assert table.column("input.w").to_pylist()[7:9] == wide.tolist()
+
+
+def test_a_logged_array_changed_afterwards(store: SqlStore) -> None:
+    """Narrow numeric rows are copied when logged, so a caller reusing its buffer does not
+    change what was logged (the documented rule is still: do not change logged arrays)."""
+    log = PredictionLog(store)
+    buffer = np.array([1.0, 2.0])
+    assert log.log("a", "m", 1, {"x": buffer}, {}, T0)
+    buffer[:] = 9.0
+    assert log.log("b", "m", 1, {"x": buffer}, {}, T0 + 1)
+    assert log.close()
+    assert read_predictions(store, "m").column("input.x").to_pylist() == [1.0, 2.0, 9.0, 9.0]
+
+
+def test_log_batch_writes_what_one_log_per_request_writes(tmp_path: Path) -> None:
+    rows = [2, 0, 1, 3]
+    ids = [f"req-{i}" for i in range(len(rows))]
+    x = np.arange(12, dtype=np.float64).reshape(6, 2)
+    y = np.array([0, 1, 1, 0, 1, 0])
+    tables = []
+    for name, batched in (("one", False), ("batch", True)):
+        store = SqlStore(f"sqlite:///{tmp_path / name}.db", BlobStore(str(tmp_path / name)))
+        log = PredictionLog(store)
+        if batched:
+            assert log.log_batch(ids, rows, "m", 2, {"x": x}, {"y": y}, T0)
+        else:
+            start = 0
+            for request_id, n in zip(ids, rows, strict=True):
+                part = slice(start, start + n)
+                assert log.log(request_id, "m", 2, {"x": x[part]}, {"y": y[part]}, T0)
+                start += n
+        assert log.close()
+        assert log.logged_rows == 6
+        tables.append(read_predictions(store, "m"))
+        store.close()
+    assert tables[0].equals(tables[1])
+    assert tables[1].column("request_id").to_pylist() == [
+        "req-0", "req-0", "req-2", "req-3", "req-3", "req-3"
+    ]  # fmt: skip
+    assert tables[1].column("row").to_pylist() == [0, 1, 0, 0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("request_ids", {"request_ids": []}),
+        ("request_ids", {"request_ids": "ab"}),
+        ("request_ids", {"request_ids": ["a", 2]}),
+        ("request_ids", {"request_ids": ["a", ""]}),
+        ("request_ids", {"request_ids": ["a", None]}),
+        ("request_ids", {"request_ids": 5}),
+        ("rows", {"rows": [1]}),  # one count for two ids
+        ("rows", {"rows": [1, -1]}),
+        ("rows", {"rows": [1, 1.0]}),
+        ("rows", {"rows": None}),
+        ("inputs", {"inputs": {"x": np.zeros(3)}}),  # 3 rows, the counts say 2
+        ("outputs", {"outputs": {"y": np.zeros(1)}}),
+        ("inputs", {"inputs": {}, "outputs": {}}),
+        ("model", {"model": "a/b"}),
+        ("version", {"version": 0}),
+        ("timestamp_ms", {"timestamp_ms": -5}),
+    ],
+)
+def test_bad_log_batch_arguments_name_the_field(
+    store: SqlStore, field: str, kwargs: dict[str, Any]
+) -> None:
+    log = PredictionLog(store)
+    args: dict[str, Any] = {
+        "request_ids": ["a", "b"],
+        "rows": [1, 1],
+        "model": "m",
+        "version": 1,
+        "inputs": {"x": np.zeros(2)},
+        "outputs": {"y": np.zeros(2)},
+        "timestamp_ms": T0,
+    }
+    args.update(kwargs)
+    with pytest.raises(InvalidArgumentError) as info:
+        log.log_batch(**args)
+    assert info.value.details["field"] == field
+    assert log.logged_rows == log.dropped_rows == 0
+    assert log.close()
 
 
 # -- bad arguments --------------------------------------------------------------------------------

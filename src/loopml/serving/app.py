@@ -49,7 +49,7 @@ from starlette.routing import Route
 
 from loopml.errors import InvalidArgumentError, LoopmlError, NotFoundError
 from loopml.models.loaded import LoadedModel
-from loopml.serving.batching import Batcher, Overloaded
+from loopml.serving.batching import Batcher, OnAnswer, Overloaded
 from loopml.serving.config import ModelConfig, ServingConfig
 from loopml.serving.endpoint import Deployment, Endpoint
 from loopml.serving.inputs import (
@@ -192,8 +192,43 @@ class ServingApp:
             max_latency_ms=config.max_latency_ms,
             max_queue_rows=config.max_queue_rows,
             on_batch=on_batch,
+            on_answer=self._on_answer(deployment),
             name=name,
         )
+
+    def _on_answer(self, deployment: Deployment) -> OnAnswer | None:
+        """What a deployment's batcher tells about each predict call it answered: the
+        prediction log gets the call's requests at once (a shadow's answers go under
+        ``<model>.shadow``, apart from what clients received) and the live monitor windows
+        get the rows clients received. Neither blocks; the batcher ignores what they raise."""
+        log, live = self.prediction_log, self.live
+        shadow = deployment.role == "shadow"
+        if log is None and (live is None or shadow):
+            return None
+        model = f"{deployment.endpoint}.shadow" if shadow else deployment.endpoint
+        version = deployment.version
+
+        def on_answer(ids: list[str | None], rows: list[int], batch: Batch, output: Any) -> None:
+            if live is not None and not shadow:  # queued for the live monitors' thread
+                live.observe(deployment.endpoint, batch.columns, batch.rows, output)
+            if log is None:
+                return
+            inputs = batch.columns if batch.columns is not None else {"input": batch.tensor}
+            outputs = output if isinstance(output, dict) else {"prediction": output}
+            try:
+                log.log_batch(
+                    ids,  # type: ignore[arg-type] # every route gives its request id
+                    rows,
+                    model,
+                    version,
+                    inputs,
+                    outputs,
+                    int(time.time() * 1000),
+                )
+            except Exception:  # the log never fails a request
+                logger.exception("the prediction log refused a batch")
+
+        return on_answer
 
     def _swapped(self, new: Deployment, old: Deployment | None) -> None:
         if old is not None:
@@ -443,51 +478,24 @@ class ServingApp:
         deployment.batcher.refuse_if_full()  # shed load before parsing and checking
         payload = parse(body, deployment.model.signature)
         batch = check(payload, deployment.model.signature, max_rows=self.config.limits.max_rows)
-        output = await deployment.batcher.submit(batch)
+        # the batcher hands each answered call to the prediction log and the live monitors
+        output = await deployment.batcher.submit(batch, request_id)
         shadow = endpoint.shadow if version is None else None
         if shadow is not None:
             self._copy_to_shadow(shadow, batch, request_id)
-        self._log(deployment, batch, output, request_id)
-        if self.live is not None:  # queued for the background thread: never blocks or raises
-            self.live.observe(name, batch.columns, batch.rows, output)
         return deployment, batch, output
 
     def _copy_to_shadow(self, shadow: Deployment, batch: Batch, request_id: str) -> None:
         async def run() -> None:
             try:
-                output = await shadow.batcher.submit(batch)
+                await shadow.batcher.submit(batch, request_id)  # logged by its batcher
             except Exception as exc:
                 self.metrics.shadow_errors.labels(shadow.endpoint, shadow.label).inc()
                 logger.info("shadow %s %s failed: %s", shadow.endpoint, shadow.label, exc)
-                return
-            self._log(shadow, batch, output, request_id, role="shadow")
 
         task = asyncio.get_running_loop().create_task(run())
         self._shadow_tasks.add(task)
         task.add_done_callback(self._shadow_tasks.discard)
-
-    def _log(
-        self, deployment: Deployment, batch: Batch, output: Any, request_id: str, role: str = ""
-    ) -> None:
-        """Hand the answered request to the prediction log (never blocks, never raises). A
-        shadow's answers go under ``<model>.shadow``, apart from what clients received."""
-        log = self.prediction_log
-        if log is None:
-            return
-        inputs = batch.columns if batch.columns is not None else {"input": batch.tensor}
-        outputs = output if isinstance(output, dict) else {"prediction": output}
-        model = f"{deployment.endpoint}.shadow" if role == "shadow" else deployment.endpoint
-        try:
-            log.log(
-                request_id=request_id,
-                model=model,
-                version=deployment.version,
-                inputs=inputs,
-                outputs=outputs,
-                timestamp_ms=int(time.time() * 1000),
-            )
-        except Exception:  # the log never fails a request
-            logger.exception("the prediction log refused a request")
 
 
 def _uris(model: ModelConfig) -> set[str]:

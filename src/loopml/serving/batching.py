@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Callable
@@ -30,7 +31,9 @@ import numpy as np
 from loopml.errors import LoopmlError
 from loopml.serving.inputs import Batch
 
-__all__ = ["Batcher", "Overloaded", "merge"]
+__all__ = ["Batcher", "OnAnswer", "Overloaded", "merge"]
+
+logger = logging.getLogger(__name__)
 
 
 class Overloaded(LoopmlError):
@@ -44,7 +47,13 @@ class Overloaded(LoopmlError):
 class _Waiting:
     batch: Batch
     future: asyncio.Future[Any]
+    request_id: str | None = None
     queued: float = field(default_factory=time.perf_counter)
+
+
+#: told the requests a predict call answered: their ids, rows each, the merged batch and the
+#: model's output for it (rows first)
+OnAnswer = Callable[[list[str | None], list[int], Batch, Any], None]
 
 
 def merge(batches: list[Batch]) -> Batch:
@@ -90,6 +99,10 @@ class Batcher:
         max_latency_ms: How long an idle model waits for a batch to fill (0: not at all).
         max_queue_rows: Rows allowed to wait; past this, :class:`Overloaded`.
         on_batch: Told each call's batch size, queue wait and predict time (metrics).
+        on_answer: Told the requests each successful call answered, with the merged batch
+            and its output, on the event loop before the requests get their results (the
+            prediction log and live monitors: one call per batch instead of per request).
+            It must not block; what it raises is logged and ignored.
     """
 
     def __init__(
@@ -100,6 +113,7 @@ class Batcher:
         max_latency_ms: float = 0.0,
         max_queue_rows: int = 4096,
         on_batch: Callable[[int, float, float], None] | None = None,
+        on_answer: OnAnswer | None = None,
         name: str = "model",
     ) -> None:
         self._predict = predict
@@ -107,10 +121,12 @@ class Batcher:
         self._max_latency = max_latency_ms / 1000.0
         self.max_queue_rows = max_queue_rows
         self._on_batch = on_batch
+        self._on_answer = on_answer
         self._waiting: deque[_Waiting] = deque()
         self.queued_rows = 0
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._name = name
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"predict-{name}")
         self._closing = False
         self.in_flight = 0
@@ -128,8 +144,9 @@ class Batcher:
                 retry_after=1,
             )
 
-    async def submit(self, batch: Batch) -> Any:
-        """The model's output for ``batch`` (its rows only).
+    async def submit(self, batch: Batch, request_id: str | None = None) -> Any:
+        """The model's output for ``batch`` (its rows only); ``request_id`` is handed to
+        ``on_answer`` with it.
 
         Raises:
             Overloaded: too many rows are waiting already.
@@ -148,7 +165,7 @@ class Batcher:
         if self._task is None:
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._run())
-        waiting = _Waiting(batch, loop.create_future())
+        waiting = _Waiting(batch, loop.create_future(), request_id)
         self._waiting.append(waiting)
         self.queued_rows += batch.rows
         self.in_flight += 1
@@ -217,10 +234,25 @@ class Batcher:
                 if self._on_batch is not None:
                     wait = started - taken[0].queued
                     self._on_batch(merged.rows, wait, time.perf_counter() - started)
-            pieces = _split_result(result, [t.batch.rows for t in taken])
+            sizes = [t.batch.rows for t in taken]
+            pieces = _split_result(result, sizes)
+            if self._on_answer is not None:
+                if all(not t.future.done() for t in taken):
+                    self._answered([t.request_id for t in taken], sizes, merged, result)
+                else:  # a client went away: only the requests still waiting were answered
+                    for t, piece in zip(taken, pieces, strict=True):
+                        if not t.future.done():
+                            self._answered([t.request_id], [t.batch.rows], t.batch, piece)
             for t, piece in zip(taken, pieces, strict=True):
                 if not t.future.done():
                     t.future.set_result(piece)
+
+    def _answered(self, ids: list[str | None], sizes: list[int], batch: Batch, out: Any) -> None:
+        assert self._on_answer is not None
+        try:
+            self._on_answer(ids, sizes, batch, out)
+        except Exception:  # the log and the monitors never fail a request
+            logger.exception("%s: on_answer failed", self._name)
 
     async def _one_by_one(self, taken: list[_Waiting], exc: Exception) -> None:
         """A merged call failed: one request's rows may be to blame (a NaN the model cannot
@@ -238,6 +270,8 @@ class Batcher:
                     t.future.set_exception(own)
             else:
                 if not t.future.done():
+                    if self._on_answer is not None:
+                        self._answered([t.request_id], [t.batch.rows], t.batch, result)
                     t.future.set_result(result)
 
 

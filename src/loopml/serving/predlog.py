@@ -1,9 +1,11 @@
 """The prediction log: every answered request, and the ground truth that arrives later, kept as
 Parquet segments in the blob store.
 
-:class:`PredictionLog` is called on the request path, so :meth:`PredictionLog.log` only checks
-its arguments and appends references to the request's arrays to an in-memory buffer, under a
-lock that is never held during I/O. One background thread rolls each buffer into a segment
+:class:`PredictionLog` is called on the request path, so :meth:`PredictionLog.log` (one
+request) and :meth:`PredictionLog.log_batch` (the requests of one predict call) only check
+their arguments and add the rows to an in-memory buffer, under a lock that is never held
+during I/O: rows of one layout are copied into growing column arrays (:class:`_Stage`), other
+rows are kept by reference. One background thread rolls each buffer into a segment
 when it holds ``max_rows`` rows or its oldest row is ``max_seconds`` old, writes it as Parquet
 (zstd) to the blob store, and records it with
 :meth:`~loopml.storage.protocols.PredictionLogStore.record_prediction_segment`. Segments are
@@ -21,8 +23,8 @@ Guarantees:
   run at interpreter exit) writes every row ``log`` accepted before it returns, as long as
   the store takes the writes.
 
-The log keeps references, not copies: arrays must not be changed after they were logged.
-The segment format and reading it back are described in ``docs/prediction-log.md``.
+Arrays must not be changed after they were logged (wide rows are kept by reference). The
+segment format and reading it back are described in ``docs/prediction-log.md``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -84,9 +87,11 @@ _KNOWN_MODELS_LIMIT = 10_000
 
 # (model, version, kind) -> one buffer, one segment series
 _Key = tuple[str, int | None, PredictionLogKind]
-# (request_id, timestamp_ms, rows, first columns, second columns): inputs and outputs of a
-# prediction, or labels (and nothing) of feedback
-_Entry = tuple[str, int, int, dict[str, np.ndarray], dict[str, np.ndarray]]
+# arrays of rows per name: a request's inputs and outputs, or labels (and nothing) of feedback
+_Arrays = dict[str, np.ndarray]
+#: a staged row may hold this many bytes at most; wider rows are kept by reference
+STAGE_ROW_BYTES = 65_536
+_STAGE_START_ROWS = 256
 
 
 def _short(value: Any) -> str:
@@ -98,31 +103,158 @@ def _short(value: Any) -> str:
 
 
 @dataclass(slots=True, eq=False)
+class _Chunk:
+    """Requests in a row, their rows in one set of arrays (``first``: inputs or labels,
+    ``second``: outputs)."""
+
+    ids: list[str]
+    times: list[int]
+    counts: list[int]  # rows of each request
+    rows: int
+    first: _Arrays
+    second: _Arrays
+
+
+class _Stage:
+    """Requests with one layout (the same names, dtypes and row shapes), copied into column
+    arrays that grow by doubling: a request's arrays are freed once logged, and a segment's
+    columns are ready without a concatenation."""
+
+    __slots__ = ("capacity", "counts", "first", "ids", "rows", "second", "times")
+
+    def __init__(self, first: _Arrays, second: _Arrays, capacity: int) -> None:
+        self.ids: list[str] = []
+        self.times: list[int] = []
+        self.counts: list[int] = []
+        self.rows = 0
+        self.capacity = capacity
+        self.first = {name: _column_buffer(array, capacity) for name, array in first.items()}
+        self.second = {name: _column_buffer(array, capacity) for name, array in second.items()}
+
+    @staticmethod
+    def start(
+        ids: list[str],
+        timestamp: int,
+        counts: list[int],
+        rows: int,
+        first: _Arrays,
+        second: _Arrays,
+    ) -> _Stage | None:
+        """A stage holding these requests, or ``None`` if their arrays are not worth
+        copying."""
+        width = 0
+        for array in (*first.values(), *second.values()):
+            if array.dtype.kind == "U":
+                width += 8
+            elif array.dtype.hasobject and array.dtype.kind != "O":
+                return None  # structured dtypes holding objects
+            else:
+                width += array.itemsize * math.prod(array.shape[1:])
+        if width > STAGE_ROW_BYTES:
+            return None
+        stage = _Stage(first, second, max(_STAGE_START_ROWS, rows))
+        return stage if stage.add(ids, timestamp, counts, rows, first, second) else None
+
+    def add(
+        self,
+        ids: list[str],
+        timestamp: int,
+        counts: list[int],
+        rows: int,
+        first: _Arrays,
+        second: _Arrays,
+    ) -> bool:
+        """Copy the requests in; ``False`` (and nothing added) if their layout differs."""
+        start = self.rows
+        end = start + rows
+        if end > self.capacity:
+            self._grow(end)
+        if not (_fill(self.first, first, start, end) and _fill(self.second, second, start, end)):
+            return False
+        self.ids += ids
+        self.times += [timestamp] * len(ids)
+        self.counts += counts
+        self.rows = end
+        return True
+
+    def _grow(self, rows: int) -> None:
+        capacity = self.capacity = max(rows, 2 * self.capacity)
+        for buffers in (self.first, self.second):
+            for name, old in buffers.items():
+                new = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
+                new[: self.rows] = old[: self.rows]
+                buffers[name] = new
+
+    def seal(self) -> _Chunk:
+        """The staged requests as a chunk (views of the column arrays, never written to
+        again: the next requests go to a new stage)."""
+        rows = self.rows
+        return _Chunk(
+            self.ids,
+            self.times,
+            self.counts,
+            rows,
+            {name: array[:rows] for name, array in self.first.items()},
+            {name: array[:rows] for name, array in self.second.items()},
+        )
+
+
+def _column_buffer(array: np.ndarray, capacity: int) -> np.ndarray:
+    dtype = np.dtype(object) if array.dtype.kind == "U" else array.dtype
+    return np.empty((capacity, *array.shape[1:]), dtype=dtype)
+
+
+def _fill(buffers: _Arrays, arrays: _Arrays, start: int, end: int) -> bool:
+    """Copy ``arrays`` into rows ``start:end`` of ``buffers``; ``False`` if the names, a
+    dtype or a row shape differ (rows past the stage's end may then hold a part of the
+    request: they are overwritten by the next one)."""
+    if len(arrays) != len(buffers):
+        return False
+    for name, array in arrays.items():
+        buffer = buffers.get(name)
+        if buffer is None or array.shape[1:] != buffer.shape[1:]:
+            return False
+        if array.dtype != buffer.dtype and not (
+            array.dtype.kind == "U" and buffer.dtype.kind == "O"
+        ):
+            return False
+        buffer[start:end] = array
+    return True
+
+
+@dataclass(slots=True, eq=False)
 class _Buffer:
     since: float  # monotonic time of its oldest row
-    entries: list[_Entry] = field(default_factory=list)
+    chunks: list[_Chunk] = field(default_factory=list)
+    stage: _Stage | None = None  # the newest requests, after the chunks
     rows: int = 0
+
+    def seal(self) -> None:
+        if self.stage is not None:
+            if self.stage.rows:
+                self.chunks.append(self.stage.seal())
+            self.stage = None
 
 
 @dataclass(slots=True, eq=False)
 class _Batch:
     key: _Key
-    entries: list[_Entry]
+    chunks: list[_Chunk]
     rows: int
     attempts: int = 0
     not_before: float = 0.0
     data: bytes | None = None  # the Parquet bytes, kept for the retry
 
 
-def _chunks(entries: list[_Entry], max_rows: int) -> tuple[list[tuple[list[_Entry], int]], int]:
-    """``entries`` cut into runs of at least ``max_rows`` rows (at request boundaries): the
+def _runs(chunks: list[_Chunk], max_rows: int) -> tuple[list[tuple[list[_Chunk], int]], int]:
+    """``chunks`` cut into runs of at least ``max_rows`` rows (at chunk boundaries): the
     full runs, and the index where the unfinished rest starts."""
-    runs: list[tuple[list[_Entry], int]] = []
+    runs: list[tuple[list[_Chunk], int]] = []
     start = rows = 0
-    for index, entry in enumerate(entries):
-        rows += entry[2]
+    for index, chunk in enumerate(chunks):
+        rows += chunk.rows
         if rows >= max_rows:
-            runs.append((entries[start : index + 1], rows))
+            runs.append((chunks[start : index + 1], rows))
             start, rows = index + 1, 0
     return runs, start
 
@@ -259,8 +391,57 @@ class PredictionLog:
             raise InvalidArgumentError(
                 "A logged request needs at least one input or output array.", field="inputs"
             )
-        entry: _Entry = (request_id, timestamp, rows, ins, outs)
-        return self._append((model, version, PredictionLogKind.PREDICTIONS), entry)
+        key = (model, version, PredictionLogKind.PREDICTIONS)
+        return self._append(key, [request_id], timestamp, [rows], rows, ins, outs)
+
+    def log_batch(
+        self,
+        request_ids: Sequence[str],
+        rows: Sequence[int],
+        model: str,
+        version: int | None,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Mapping[str, np.ndarray],
+        timestamp_ms: int,
+    ) -> bool:
+        """Log several requests answered together (one predict call of the model server):
+        request ``i`` has ``rows[i]`` rows, and every array holds the rows of all of them in
+        that order. Cheaper than one :meth:`log` per request; the same rows are written.
+        ``True`` if they will be written, ``False`` if they were dropped (all of them).
+
+        Raises:
+            InvalidArgumentError: an argument is not acceptable (``field`` names it).
+        """
+        timestamp = self._check_request("-", model, version, timestamp_ms)
+        ids = _list_of(request_ids)
+        if not ids or any(
+            type(i) is not str or not 0 < len(i) <= MAX_REQUEST_ID_LENGTH for i in ids
+        ):
+            raise InvalidArgumentError(
+                f"The request_ids must be a non-empty list of strings of 1 to "
+                f"{MAX_REQUEST_ID_LENGTH} characters. Got {_short(request_ids)}.",
+                field="request_ids",
+            )
+        counts = _list_of(rows)
+        if (
+            counts is None
+            or len(counts) != len(ids)
+            or any(type(n) is not int or n < 0 for n in counts)
+        ):
+            raise InvalidArgumentError(
+                f"The rows must be a list of {len(ids)} non-negative integers (one per "
+                f"request id). Got {_short(rows)}.",
+                field="rows",
+            )
+        total = sum(counts)
+        ins, found = _arrays("inputs", inputs, total)
+        outs, found = _arrays("outputs", outputs, found)
+        if not ins and not outs:
+            raise InvalidArgumentError(
+                "A logged request needs at least one input or output array.", field="inputs"
+            )
+        key = (model, version, PredictionLogKind.PREDICTIONS)
+        return self._append(key, ids, timestamp, counts, total, ins, outs)
 
     def log_feedback(
         self,
@@ -288,8 +469,8 @@ class PredictionLog:
         arrays, rows = _arrays("labels", labels, None)
         if rows is None:
             raise InvalidArgumentError("Feedback needs at least one label.", field="labels")
-        entry: _Entry = (request_id, timestamp, rows, arrays, {})
-        return self._append((model, version, PredictionLogKind.FEEDBACK), entry)
+        key = (model, version, PredictionLogKind.FEEDBACK)
+        return self._append(key, [request_id], timestamp, [rows], rows, arrays, {})
 
     def _check_request(self, request_id: Any, model: Any, version: Any, timestamp: Any) -> int:
         if type(request_id) is not str or not 0 < len(request_id) <= MAX_REQUEST_ID_LENGTH:
@@ -330,8 +511,17 @@ class PredictionLog:
             )
         return int(timestamp)
 
-    def _append(self, key: _Key, entry: _Entry) -> bool:
-        rows = entry[2]
+    def _append(
+        self,
+        key: _Key,
+        ids: list[str],
+        timestamp: int,
+        counts: list[int],
+        rows: int,
+        first: _Arrays,
+        second: _Arrays,
+    ) -> bool:
+        """Buffer requests ``ids`` (``counts`` rows each, ``rows`` in all) of ``key``."""
         if rows == 0:
             return True
         with self._lock:
@@ -343,8 +533,16 @@ class PredictionLog:
             new = buffer is None
             if buffer is None:
                 buffer = self._buffers[key] = _Buffer(time.monotonic())
-            buffer.entries.append(entry)
+            stage = buffer.stage
+            if stage is None or not stage.add(ids, timestamp, counts, rows, first, second):
+                buffer.seal()
+                stage = buffer.stage = _Stage.start(ids, timestamp, counts, rows, first, second)
+                if stage is None:  # kept by reference
+                    times = [timestamp] * len(ids)
+                    buffer.chunks.append(_Chunk(ids, times, counts, rows, first, second))
             buffer.rows += rows
+            if stage is not None and buffer.rows >= self._max_rows:
+                buffer.seal()  # a segment's worth: the next rows go to the next segment
             self.pending_rows += rows
             self.logged_rows += rows
             # a new buffer has the writer's next deadline; a full one is due now
@@ -433,15 +631,16 @@ class PredictionLog:
                 old = drain or now - buffer.since >= self._max_seconds
                 if not old and buffer.rows < self._max_rows:
                     continue
-                runs, rest = _chunks(buffer.entries, self._max_rows)
-                batches.extend(_Batch(key, entries, rows) for entries, rows in runs)
-                left = buffer.entries[rest:]
+                buffer.seal()
+                runs, rest = _runs(buffer.chunks, self._max_rows)
+                batches.extend(_Batch(key, chunks, rows) for chunks, rows in runs)
+                left = buffer.chunks[rest:]
                 if left and old:
-                    batches.append(_Batch(key, left, sum(e[2] for e in left)))
+                    batches.append(_Batch(key, left, sum(c.rows for c in left)))
                     left = []
                 if left:  # a part of a segment that is not due yet: it keeps its age
-                    buffer.entries = left
-                    buffer.rows = sum(e[2] for e in left)
+                    buffer.chunks = left
+                    buffer.rows = sum(c.rows for c in left)
                 else:
                     del self._buffers[key]
             due = [r for r in self._retries if retry_now or r.not_before <= now]
@@ -492,17 +691,16 @@ class PredictionLog:
     def _write_segment(self, batch: _Batch) -> PredictionSegment:
         model, version, kind = batch.key
         if batch.data is None:
-            table = build_table(kind, version, batch.entries, model=model)
+            table = build_table(kind, version, batch.chunks, model=model)
             sink = io.BytesIO()
             pq.write_table(table, sink, compression="zstd")
             batch.data = sink.getvalue()
         ref = self._store.blobs.put_bytes(batch.data)
-        times = [entry[1] for entry in batch.entries]
         return self._store.record_prediction_segment(
             model,
             kind=kind,
-            start_time=min(times),
-            end_time=max(times),
+            start_time=min(min(chunk.times) for chunk in batch.chunks),
+            end_time=max(max(chunk.times) for chunk in batch.chunks),
             row_count=batch.rows,
             digest=ref.digest,
             size=ref.size,
@@ -515,6 +713,15 @@ class PredictionLog:
 
 
 # ---------------------------------------------------------------------------- validation
+
+
+def _list_of(values: Any) -> list[Any] | None:
+    """``values`` as a list, or ``None`` if they are a string or not a sequence."""
+    if isinstance(values, list):
+        return values
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
+        return None
+    return [v.item() if isinstance(v, np.integer) else v for v in values]
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -590,20 +797,21 @@ def _arrays(name: str, values: Any, rows: int | None) -> tuple[dict[str, np.ndar
 def build_table(
     kind: PredictionLogKind | str,
     version: int | None,
-    entries: Sequence[_Entry],
+    chunks: Sequence[_Chunk],
     *,
     model: str = "",
 ) -> pa.Table:
     """The Arrow table of one segment (see ``docs/prediction-log.md`` for its schema)."""
     kind = PredictionLogKind(kind)
-    counts = np.fromiter((e[2] for e in entries), dtype=np.int64, count=len(entries))
+    requests = sum(len(chunk.ids) for chunk in chunks)
+    counts = np.fromiter(chain.from_iterable(c.counts for c in chunks), np.int64, requests)
     total = int(counts.sum())
-    ids = pa.array([e[0] for e in entries], pa.string())
-    times = np.fromiter((e[1] for e in entries), dtype=np.int64, count=len(entries))
-    if total == len(entries):  # one row per request (the usual case)
+    ids = pa.array(list(chain.from_iterable(chunk.ids for chunk in chunks)), pa.string())
+    times = np.fromiter(chain.from_iterable(c.times for c in chunks), np.int64, requests)
+    if total == requests:  # one row per request (the usual case)
         row = np.zeros(total, dtype=np.int32)
     else:
-        which = np.repeat(np.arange(len(entries)), counts)
+        which = np.repeat(np.arange(requests), counts)
         ids = ids.take(pa.array(which))
         times = times[which]
         starts = np.cumsum(counts) - counts
@@ -617,14 +825,15 @@ def build_table(
     prefixes = (
         (LABEL_PREFIX, "") if kind is PredictionLogKind.FEEDBACK else (INPUT_PREFIX, OUTPUT_PREFIX)
     )
-    groups = ((prefixes[0], [e[3] for e in entries]), (prefixes[1], [e[4] for e in entries]))
+    sizes = np.fromiter((chunk.rows for chunk in chunks), np.int64, len(chunks))
+    groups = ((prefixes[0], [c.first for c in chunks]), (prefixes[1], [c.second for c in chunks]))
     for prefix, arrays in groups:
         names: dict[str, None] = {}
         for found in arrays:
             names.update(dict.fromkeys(found))
         for name in names:
             parts = [found.get(name) for found in arrays]
-            column, metadata = _column(parts, counts)
+            column, metadata = _column(parts, sizes)
             fields.append(pa.field(prefix + name, column.type, metadata=metadata))
             columns.append(column)
     metadata = {
