@@ -54,6 +54,7 @@ from loopml.serving.config import ModelConfig, ServingConfig
 from loopml.serving.endpoint import Deployment, Endpoint
 from loopml.serving.inputs import (
     V2_DATATYPE,
+    V2_OF_DTYPE,
     Batch,
     InputError,
     Payload,
@@ -562,15 +563,16 @@ def _request_id(request: Request, body_id: Any = None) -> str:
 
 
 def _v2_outputs(output: Any) -> list[dict[str, Any]]:
-    items = output.items() if isinstance(output, dict) else [("predict", output)]
+    items = output.items() if isinstance(output, dict) else (("predict", output),)
     out = []
     for name, value in items:
-        array = np.asarray(value)
-        datatype = V2_DATATYPE.get(str(array.dtype), "BYTES")
+        array = value if type(value) is np.ndarray else np.asarray(value)
         if array.dtype.kind in "OUS":
+            datatype = "BYTES"
             data: Any = [str(v) for v in array.reshape(-1).tolist()]
         else:
-            data = array.reshape(-1)
+            datatype = V2_OF_DTYPE.get(array.dtype, "BYTES")
+            data = array if array.ndim == 1 else array.reshape(-1)
         out.append({"name": name, "datatype": datatype, "shape": list(array.shape), "data": data})
     return out
 

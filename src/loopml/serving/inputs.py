@@ -33,7 +33,15 @@ import numpy as np
 from loopml.errors import InvalidArgumentError
 from loopml.models.signature import ColumnSpec, Signature, TensorSpec
 
-__all__ = ["Batch", "InputError", "Payload", "parse_mlflow", "parse_plain", "parse_v2"]
+__all__ = [
+    "V2_OF_DTYPE",
+    "Batch",
+    "InputError",
+    "Payload",
+    "parse_mlflow",
+    "parse_plain",
+    "parse_v2",
+]
 
 _WRAPPERS = ("records", "columns", "data", "instances", "inputs")
 _V2_TYPES = {
@@ -52,6 +60,9 @@ _V2_TYPES = {
     "BYTES": "object",
 }
 V2_DATATYPE = {v: k for k, v in _V2_TYPES.items()} | {"string": "BYTES", "object": "BYTES"}
+#: the numpy dtype of each V2 datatype, and back (dtype objects: no str() per request)
+_V2_DTYPES = {k: np.dtype(v) for k, v in _V2_TYPES.items()}
+V2_OF_DTYPE = {np.dtype(v): k for k, v in _V2_TYPES.items()}
 
 
 class InputError(InvalidArgumentError):
@@ -254,6 +265,25 @@ def parse_mlflow(body: Any) -> Payload:
 
 
 def _v2_input(item: Any, i: int) -> tuple[str, Any]:
+    if type(item) is dict:  # the usual case first: a flat list of numbers of a known type
+        name, shape, data = item.get("name"), item.get("shape"), item.get("data")
+        datatype = item.get("datatype")
+        dtype = _V2_DTYPES.get(datatype) if type(datatype) is str else None
+        if (
+            dtype is not None
+            and dtype.kind != "O"
+            and type(name) is str
+            and name
+            and type(shape) is list
+            and type(data) is list
+            and all(type(d) is int and d >= 0 for d in shape)
+            and (not data or type(data[0]) is not list)
+            and len(data) == math.prod(shape)
+        ):
+            try:
+                return name, np.asarray(data, dtype=dtype).reshape(shape)
+            except (ValueError, TypeError, OverflowError):
+                pass  # the checks below name the problem
     where = f"inputs[{i}]"
     if not isinstance(item, dict):
         raise InputError([_problem(where, "not an object", "an object", type(item).__name__)])
@@ -281,7 +311,7 @@ def _v2_input(item: Any, i: int) -> tuple[str, Any]:
     if len(flat) != size:
         raise InputError([_problem(f"{where}.data", "does not match its shape", size, len(flat))])
     try:
-        array = np.asarray(flat, dtype=_V2_TYPES[str(datatype)]).reshape(shape)
+        array = np.asarray(flat, dtype=_V2_DTYPES[str(datatype)]).reshape(shape)
     except (ValueError, TypeError, OverflowError):
         raise InputError(
             [_problem(f"{where}.data", f"values are not {datatype}", datatype, None)]
@@ -300,14 +330,18 @@ def _flatten(data: list[Any]) -> list[Any]:
 
 def parse_v2(body: Any, signature: Signature | None) -> Payload:
     """An Open Inference Protocol request body."""
-    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+    inputs = body.get("inputs") if isinstance(body, dict) else None
+    if not isinstance(inputs, list):
         raise InputError(
             [_problem("inputs", "missing", "a list of named tensors", None)], status=400
         )
-    items = [_v2_input(item, i) for i, item in enumerate(body["inputs"])]
+    if len(inputs) == 1:
+        items = [_v2_input(inputs[0], 0)]
+    else:
+        items = [_v2_input(item, i) for i, item in enumerate(inputs)]
     if not items:
         return Payload(columns={})
-    wants_columns = signature is not None and signature.kind == "columns"
+    wants_columns = signature is not None and not isinstance(signature.inputs, TensorSpec)
     if len(items) == 1 and (not wants_columns or items[0][1].ndim >= 2):
         name, array = items[0]
         if wants_columns and signature is not None:
