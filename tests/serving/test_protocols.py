@@ -227,12 +227,21 @@ def test_bad_inputs_get_400_with_every_problem_and_never_reach_the_model(
         {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP65", "data": [1.0] * 30}]},
         {"inputs": [{"name": "x", "shape": "1,30", "datatype": "FP64", "data": [1.0] * 30}]},
         {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": ["a"] * 30}]},
+        {"inputs": [{"name": "x", "shape": [1, 30], "datatype": ["FP64"], "data": [1.0] * 30}]},
+        {"inputs": [{"name": "x", "shape": [1, True], "datatype": "FP64", "data": [1.0]}]},
+        {"inputs": [{"name": "x", "shape": [1, -30], "datatype": "FP64", "data": [1.0] * 30}]},
+        {"inputs": [{"name": "", "shape": [1, 30], "datatype": "FP64", "data": [1.0] * 30}]},
+        {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": {"a": 1}}]},
+        {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "INT8", "data": [1000] * 30}]},
+        {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64", "data": [[1.0] * 29]}]},
+        {"inputs": ["x"]},
         {"inputs": "nope"},
         {"outputs": []},
     ]
     for body in refused_v2:
         answer = client.post("/v2/models/cancer/infer", json=body)
         assert answer.status_code == 400, (body, answer.text)
+        assert answer.json()["error_code"] == "INVALID_INPUT", (body, answer.text)
     assert counting.calls == 0
 
 

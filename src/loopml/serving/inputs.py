@@ -295,7 +295,7 @@ def _v2_input(item: Any, i: int) -> tuple[str, Any]:
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         problems.append(_problem(f"{where}.shape", "not a shape", "a list of sizes", shape))
-    if datatype not in _V2_TYPES:
+    if not isinstance(datatype, str) or datatype not in _V2_TYPES:
         problems.append(
             _problem(f"{where}.datatype", "unknown datatype", sorted(_V2_TYPES), datatype)
         )
