@@ -4,6 +4,7 @@ refused request never reaches the model."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from tests.serving.conftest import Registered
 
 from loopml import models
-from loopml.serving.app import ServingApp, create_app
+from loopml.serving.app import ServingApp, _fast_route, create_app
 from loopml.serving.config import parse_config, single_model_config
 from loopml.testing.server import live_app
 
@@ -434,3 +435,97 @@ def test_request_path_histograms_follow_prometheus_buckets() -> None:
     assert samples[("loopml_serving_requests_total", status)] == 4
     errors = (("kind", "invalid_input"), ("model", "m"))
     assert samples[("loopml_serving_errors_total", errors)] == 1
+
+
+# -- the short way in for prediction routes -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/predict/cancer", ("predict", {"model": "cancer"})),
+        ("/predict/", None),
+        ("/predict/a/b", None),
+        ("/v2/models/cancer/infer", ("v2", {"model": "cancer"})),
+        ("/v2/models/cancer/versions/3/infer", ("v2", {"model": "cancer", "version": "3"})),
+        ("/v2/models//infer", None),
+        ("/v2/models/cancer/versions//infer", None),
+        ("/v2/models/cancer/other/3/infer", None),
+        ("/v2/models/cancer/ready", None),
+        ("/invocations", ("invocations", {})),
+        ("/invocations/x", None),
+        ("/metrics", None),
+    ],
+)
+def test_which_paths_take_the_short_way(path: str, expected: Any) -> None:
+    assert _fast_route(path) == expected
+
+
+def test_prediction_routes_answer_the_same_by_either_way(
+    client: Any, lr: LogisticRegression, registered: Registered
+) -> None:
+    """The short way answers what the generic stack answers: predictions, a bad version,
+    an unknown model, a wrong method, and paths next to the prediction routes."""
+    rows = registered.features.iloc[:3].to_numpy().tolist()
+    expected = _expected(lr, registered.features.iloc[:3])
+    tensor = {"name": "x", "shape": [3, 30], "datatype": "FP64", "data": rows}
+    v2 = client.post("/v2/models/cancer/versions/1/infer", json={"inputs": [tensor]})
+    assert v2.status_code == 200, v2.text
+    assert v2.json()["outputs"][0]["data"] == expected
+    assert client.post("/v2/models/cancer/versions/x1/infer", json={}).status_code == 400
+    assert client.post("/v2/models/cancer/versions/7/infer", json={}).status_code == 404
+    assert client.post("/predict/nope", json={"data": rows}).status_code == 404
+    assert client.post("/predict/cancer/extra", json={"data": rows}).status_code == 404
+    assert client.get("/predict/cancer").status_code == 405
+    assert client.get("/invocations").status_code == 405
+    assert client.post("/invocations", json={"inputs": rows}).json() == {"predictions": expected}
+
+
+def test_a_handler_bug_on_the_short_way_is_a_500_with_an_incident(
+    lr: LogisticRegression, registered: Registered
+) -> None:
+    app = create_app(parse_config({"models": [{"name": "cancer", "uri": "models:/cancer/1"}]}))
+
+    async def broken(_request: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    app.fast["predict"] = broken
+    with live_app(app) as url:
+        answer = httpx.post(url + "/predict/cancer", json={"data": [[1.0] * 30]})
+        fine = httpx.post(url + "/v2/models/cancer/infer", json={"inputs": []})
+    assert answer.status_code == 500
+    assert "incident" in answer.json()["error"]
+    assert "a bug" not in answer.text
+    assert fine.status_code in (200, 400)
+
+
+def test_a_root_path_takes_the_generic_stack(
+    lr: LogisticRegression, registered: Registered
+) -> None:
+    """Mounted under a root path (uvicorn --root-path), the routes still answer."""
+    app = create_app(parse_config({"models": [{"name": "cancer", "uri": "models:/cancer/1"}]}))
+    calls: list[str] = []
+    original = app.fast["predict"]
+
+    async def counted(request: Any) -> Any:
+        calls.append("fast")
+        return await original(request)
+
+    app.fast["predict"] = counted
+    rows = registered.features.iloc[:2].to_numpy().tolist()
+    expected = _expected(lr, registered.features.iloc[:2])
+
+    async def scenario() -> list[Any]:
+        transport = httpx.ASGITransport(app=app, root_path="/ml")
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as asgi,
+        ):
+            mounted = await asgi.post("/ml/predict/cancer", json={"data": rows})
+            plain = await asgi.post("/predict/cancer", json={"data": rows})
+            return [mounted, plain]
+
+    mounted, _plain = asyncio.run(scenario())
+    assert mounted.status_code == 200, mounted.text
+    assert mounted.json()["predictions"] == expected
+    assert calls == []  # neither took the short way: the root path is set on both

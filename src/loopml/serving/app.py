@@ -790,9 +790,57 @@ def create_app(
         routes.append(Route("/metrics", metrics))
     if config.access_log:
         _enable_access_log()
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = _ServingStarlette(routes=routes, lifespan=lifespan)
+    app.fast = {"predict": plain_predict, "v2": v2_infer, "invocations": invocations}
     app.state.serving = state
     return app
+
+
+class _ServingStarlette(Starlette):
+    """Starlette with a short way in for the prediction routes.
+
+    A ``POST`` to ``/predict/{model}``, ``/v2/models/{model}[/versions/{version}]/infer`` or
+    ``/invocations`` goes straight to its handler, which answers every outcome itself (its
+    errors included); the generic stack (error middlewares, matching each route's pattern in
+    turn) costs about as much as parsing the request, so everything else still goes through
+    it, and so do these paths when the app is mounted under a root path.
+    """
+
+    fast: dict[str, Callable[[Request], Any]]
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            found = _fast_route(scope["path"])
+            if found is not None:
+                kind, params = found
+                scope["app"] = self
+                scope["path_params"] = params
+                try:
+                    response = await self.fast[kind](Request(scope, receive, send))
+                except Exception:  # a bug: the handlers answer every failure themselves
+                    incident = uuid.uuid4().hex[:12]
+                    logger.exception("request to %s failed (incident %s)", kind, incident)
+                    response = _json({"error": f"Internal error (incident {incident})."}, 500)
+                await response(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _fast_route(path: str) -> tuple[str, dict[str, str]] | None:
+    """Which prediction route ``path`` is, and its path parameters (``None``: another)."""
+    if path.startswith("/predict/"):
+        model = path[9:]
+        return ("predict", {"model": model}) if model and "/" not in model else None
+    if path.startswith("/v2/models/") and path.endswith("/infer"):
+        parts = path[11:-6].split("/")
+        if len(parts) == 1 and parts[0]:
+            return "v2", {"model": parts[0]}
+        if len(parts) == 3 and parts[0] and parts[1] == "versions" and parts[2]:
+            return "v2", {"model": parts[0], "version": parts[2]}
+        return None
+    if path == "/invocations":
+        return "invocations", {}
+    return None
 
 
 def _access(
