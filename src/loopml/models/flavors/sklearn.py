@@ -15,6 +15,15 @@ categorical bitset index is in range, and the value arrays have one row per node
 that fails the check is refused with an :class:`~loopml.errors.IntegrityError`. Any other
 type that skops does not trust still needs ``trusted=True``.
 
+skops trusts every public scikit-learn estimator, and lists them when it is imported with
+``sklearn.utils.all_estimators()``, which imports every module of scikit-learn: about 1.5 s
+and 190 MB in every process that loads a model (a model server's cold start and memory).
+loopml imports skops with that list empty and asks the same question of each estimator type
+a file names instead (:func:`is_public_estimator`): a concrete subclass of ``BaseEstimator``
+that a public scikit-learn module on the way to its own exports under its name, which is what
+``all_estimators`` finds (a test checks that every estimator it lists passes). In such a
+process, skops called directly trusts fewer types (it asks for ``trusted=`` more), never more.
+
 The framework is only imported inside functions: this module is imported by the flavor
 registry without importing scikit-learn or skops.
 """
@@ -39,7 +48,7 @@ from loopml.errors import (
 from loopml.models.flavors._base import Flavor, SavedFlavor
 from loopml.storage.paths import join_under
 
-__all__ = ["CHECKED_TYPES", "FLAVOR", "SklearnFlavor", "check_trees"]
+__all__ = ["CHECKED_TYPES", "FLAVOR", "SklearnFlavor", "check_trees", "is_public_estimator"]
 
 _MODEL_FILE = "model.skops"
 _TRUST_ADVICE = (
@@ -64,6 +73,10 @@ class _WithoutTorch(importlib.abc.MetaPathFinder):
         return None
 
 
+def _no_estimators(*_args: Any, **_kwargs: Any) -> list[Any]:
+    return []
+
+
 def _skops(purpose: str) -> ModuleType:
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
@@ -71,12 +84,59 @@ def _skops(purpose: str) -> ModuleType:
     if guard is not None:
         sys.meta_path.insert(0, guard)
     try:
-        return importlib.import_module("skops.io")
+        utils: Any = importlib.import_module("sklearn.utils")
+        walk = utils.all_estimators
+        utils.all_estimators = _no_estimators  # see the module docstring
+        try:
+            return importlib.import_module("skops.io")
+        finally:
+            utils.all_estimators = walk
     except ImportError as exc:
         raise MissingDependencyError.for_extra("skops", "sklearn", purpose) from exc
     finally:
         if guard is not None:
             sys.meta_path.remove(guard)
+
+
+#: module names ``sklearn.utils.all_estimators`` skips
+_NOT_WALKED = frozenset(
+    {"tests", "externals", "setup", "conftest", "experimental", "estimator_checks"}
+)
+
+
+def is_public_estimator(type_name: str) -> bool:
+    """Whether ``type_name`` (``module.Class``, as skops names types) is a public, concrete
+    scikit-learn estimator: one that ``sklearn.utils.all_estimators()`` lists, so one that
+    skops trusts by default. Only public scikit-learn modules are imported to find out (the
+    name comes from the file being checked)."""
+    module_name, _, class_name = type_name.rpartition(".")
+    parts = module_name.split(".")
+    if parts[0] != "sklearn" or not class_name.isidentifier() or class_name.startswith("_"):
+        return False
+    public = []  # the public modules on the way: sklearn.linear_model for ..._logistic
+    for depth in range(2, len(parts) + 1):
+        part = parts[depth - 1]
+        if part.startswith("_") or part in _NOT_WALKED or not part.isidentifier():
+            break
+        public.append(".".join(parts[:depth]))
+    if not public:
+        return False
+    from sklearn.base import BaseEstimator
+
+    for candidate in reversed(public):
+        try:
+            module = importlib.import_module(candidate)
+        except ImportError:
+            return False
+        cls = getattr(module, class_name, None)
+        if not isinstance(cls, type) or f"{cls.__module__}.{cls.__name__}" != type_name:
+            continue
+        return (
+            issubclass(cls, BaseEstimator)
+            and cls is not BaseEstimator
+            and not getattr(cls, "__abstractmethods__", None)
+        )
+    return False
 
 
 def _from_sklearn(cls: type) -> bool:
@@ -116,7 +176,11 @@ class SklearnFlavor(Flavor):
         file_name = str(saved.options.get("file", _MODEL_FILE))
         path = join_under(folder, file_name)
         untrusted = _read(sio.get_untrusted_types, file_name, file=path)
-        unknown = [name for name in untrusted if name not in CHECKED_TYPES]
+        unknown = [
+            name
+            for name in untrusted
+            if name not in CHECKED_TYPES and not is_public_estimator(name)
+        ]
         if unknown and not trusted:
             raise UntrustedModelError(
                 f"{file_name} holds types that skops does not trust: "
