@@ -8,6 +8,7 @@ import sys
 import textwrap
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -572,6 +573,33 @@ def test_a_logged_array_changed_afterwards(store: SqlStore) -> None:
     assert log.log("b", "m", 1, {"x": buffer}, {}, T0 + 1)
     assert log.close()
     assert read_predictions(store, "m").column("input.x").to_pylist() == [1.0, 2.0, 9.0, 9.0]
+
+
+@pytest.mark.parametrize("alternate", [False, True])
+def test_memory_per_pending_row_stays_small(store: SqlStore, alternate: bool) -> None:
+    """With the writer held up (its store blocks) rows pile up to max_pending_rows; each
+    still costs about its own size, whether the requests share one layout or alternate
+    between two (each request then cuts the stage short)."""
+    release = threading.Event()
+    blocked = _Store(store, lambda: release.wait(30))
+    log = PredictionLog(blocked, max_rows=1_000, max_seconds=3600, max_pending_rows=20_000)  # type: ignore[arg-type]
+    row = np.arange(30, dtype=np.float64).reshape(1, 30)
+    other = np.arange(20, dtype=np.float32).reshape(1, 20)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20_000):
+            inputs = {"y": other} if alternate and i % 2 else {"x": row}
+            assert log.log(f"req-{i:06d}", "m", 1, inputs, {"p": np.array([i % 2])}, T0 + i)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        release.set()
+    assert log.close()
+    assert log.written_rows == 20_000
+    # a row: 240 bytes of inputs, 8 of output, its id and time (a request of its own when
+    # the layouts alternate); a stage of 64 rows or more per request cost 15 KB a row
+    assert held / 20_000 < (1_500 if alternate else 600), held
 
 
 def test_log_batch_writes_what_one_log_per_request_writes(tmp_path: Path) -> None:

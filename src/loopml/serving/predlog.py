@@ -91,7 +91,7 @@ _Key = tuple[str, int | None, PredictionLogKind]
 _Arrays = dict[str, np.ndarray]
 #: a staged row may hold this many bytes at most; wider rows are kept by reference
 STAGE_ROW_BYTES = 65_536
-_STAGE_START_ROWS = 256
+_STAGE_START_ROWS = 64
 
 
 def _short(value: Any) -> str:
@@ -186,16 +186,22 @@ class _Stage:
                 buffers[name] = new
 
     def seal(self) -> _Chunk:
-        """The staged requests as a chunk (views of the column arrays, never written to
-        again: the next requests go to a new stage)."""
+        """The staged requests as a chunk (the column arrays are never written to again:
+        the next requests go to a new stage). Views of them, or copies when less than half
+        of them is used (a stage cut short by a request of another layout)."""
         rows = self.rows
+        tight = 2 * rows < self.capacity
+
+        def cut(array: np.ndarray) -> np.ndarray:
+            return array[:rows].copy() if tight else array[:rows]
+
         return _Chunk(
             self.ids,
             self.times,
             self.counts,
             rows,
-            {name: array[:rows] for name, array in self.first.items()},
-            {name: array[:rows] for name, array in self.second.items()},
+            {name: cut(array) for name, array in self.first.items()},
+            {name: cut(array) for name, array in self.second.items()},
         )
 
 
@@ -541,8 +547,11 @@ class PredictionLog:
                     times = [timestamp] * len(ids)
                     buffer.chunks.append(_Chunk(ids, times, counts, rows, first, second))
             buffer.rows += rows
-            if stage is not None and buffer.rows >= self._max_rows:
-                buffer.seal()  # a segment's worth: the next rows go to the next segment
+            if stage is not None and (
+                stage.rows >= self._max_rows  # the writer is behind: a segment's worth
+                or buffer.rows - rows < self._max_rows <= buffer.rows  # the buffer just filled
+            ):
+                buffer.seal()  # the next rows go to the next segment
             self.pending_rows += rows
             self.logged_rows += rows
             # a new buffer has the writer's next deadline; a full one is due now
