@@ -175,3 +175,28 @@ def test_serve_refuses_a_uri_and_a_config_together_or_neither(tmp_path: Path) ->
     )
     assert done.returncode == 2
     assert "models.0.max_batch_size" in done.stderr
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_serve_has_arrow_use_the_system_allocator(preset: str | None, expected: str) -> None:
+    """The server's Arrow allocations (the prediction log's segments) use the system
+    allocator unless ARROW_DEFAULT_MEMORY_POOL chose one: set before anything imports
+    pyarrow, which reads it once."""
+    script = (
+        "import sys, uvicorn\n"
+        "def run(*args, **kwargs):\n"
+        "    import loopml.serving.factory, pyarrow\n"
+        "    print(pyarrow.default_memory_pool().backend_name)\n"
+        "uvicorn.run = run\n"
+        "from loopml.cli import main\n"
+        "sys.argv = ['loopml', 'serve', 'models:/cancer@champion']\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if preset is not None:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = preset
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == expected

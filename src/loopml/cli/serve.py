@@ -10,7 +10,22 @@ import typer
 
 from loopml.cli._common import get_state
 
-__all__ = ["serve"]
+__all__ = ["serve", "system_arrow_allocator"]
+
+ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
+
+
+def system_arrow_allocator() -> None:
+    """Have Arrow allocate with the system allocator in the server's processes, unless
+    ``ARROW_DEFAULT_MEMORY_POOL`` already names one. Arrow's default (mimalloc) keeps what
+    each thread freed for later, and the prediction log's writer thread builds a Parquet
+    segment every second or so under load: about 40 MB more resident memory
+    (docs/benchmarks.md). Arrow reads the variable when it first needs its default pool, so
+    it is set before the server's code (and the workers, which inherit it) first uses
+    Arrow."""
+    import os
+
+    os.environ.setdefault(ARROW_POOL_ENV, "system")
 
 
 def serve(
@@ -87,6 +102,8 @@ def serve(
       loopml serve --config serving.yaml
     """
     import os
+
+    system_arrow_allocator()  # before anything imports pyarrow
 
     import uvicorn
 
