@@ -276,14 +276,19 @@ def _v2_input(item: Any, i: int) -> tuple[str, Any]:
             and name
             and type(shape) is list
             and type(data) is list
-            and all(type(d) is int and d >= 0 for d in shape)
             and (not data or type(data[0]) is not list)
-            and len(data) == math.prod(shape)
         ):
-            try:
-                return name, np.asarray(data, dtype=dtype).reshape(shape)
-            except (ValueError, TypeError, OverflowError):
-                pass  # the checks below name the problem
+            size = 1
+            for dim in shape:
+                if type(dim) is not int or dim < 0:
+                    break
+                size *= dim
+            else:
+                if len(data) == size:
+                    try:
+                        return name, np.asarray(data, dtype=dtype).reshape(shape)
+                    except (ValueError, TypeError, OverflowError):
+                        pass  # the checks below name the problem
     where = f"inputs[{i}]"
     if not isinstance(item, dict):
         raise InputError([_problem(where, "not an object", "an object", type(item).__name__)])
@@ -335,13 +340,12 @@ def parse_v2(body: Any, signature: Signature | None) -> Payload:
         raise InputError(
             [_problem("inputs", "missing", "a list of named tensors", None)], status=400
         )
-    if len(inputs) == 1:
-        items = [_v2_input(inputs[0], 0)]
-    else:
-        items = [_v2_input(item, i) for i, item in enumerate(inputs)]
+    wants_columns = signature is not None and not isinstance(signature.inputs, TensorSpec)
+    if len(inputs) == 1 and not wants_columns:  # one tensor for a tensor model
+        return Payload(array=_v2_input(inputs[0], 0)[1])
+    items = [_v2_input(item, i) for i, item in enumerate(inputs)]
     if not items:
         return Payload(columns={})
-    wants_columns = signature is not None and not isinstance(signature.inputs, TensorSpec)
     if len(items) == 1 and (not wants_columns or items[0][1].ndim >= 2):
         name, array = items[0]
         if wants_columns and signature is not None:
