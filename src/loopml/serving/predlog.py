@@ -132,18 +132,11 @@ class _Stage:
         self.second = {name: _column_buffer(array, capacity) for name, array in second.items()}
 
     @staticmethod
-    def start(
-        ids: list[str],
-        timestamp: int,
-        counts: list[int],
-        rows: int,
-        first: _Arrays,
-        second: _Arrays,
-    ) -> _Stage | None:
-        """A stage holding these requests, or ``None`` if their arrays are not worth
+    def start(chunk: _Chunk) -> _Stage | None:
+        """A stage holding ``chunk``'s requests, or ``None`` if their arrays are not worth
         copying."""
         width = 0
-        for array in (*first.values(), *second.values()):
+        for array in (*chunk.first.values(), *chunk.second.values()):
             if array.dtype.kind == "U":
                 width += 8
             elif array.dtype.hasobject and array.dtype.kind != "O":
@@ -152,28 +145,24 @@ class _Stage:
                 width += array.itemsize * math.prod(array.shape[1:])
         if width > STAGE_ROW_BYTES:
             return None
-        stage = _Stage(first, second, max(_STAGE_START_ROWS, rows))
-        return stage if stage.add(ids, timestamp, counts, rows, first, second) else None
+        stage = _Stage(chunk.first, chunk.second, max(_STAGE_START_ROWS, chunk.rows))
+        return stage if stage.add(chunk) else None
 
-    def add(
-        self,
-        ids: list[str],
-        timestamp: int,
-        counts: list[int],
-        rows: int,
-        first: _Arrays,
-        second: _Arrays,
-    ) -> bool:
-        """Copy the requests in; ``False`` (and nothing added) if their layout differs."""
+    def add(self, chunk: _Chunk) -> bool:
+        """Copy ``chunk``'s requests in; ``False`` (and nothing added) if their layout
+        differs."""
         start = self.rows
-        end = start + rows
+        end = start + chunk.rows
         if end > self.capacity:
             self._grow(end)
-        if not (_fill(self.first, first, start, end) and _fill(self.second, second, start, end)):
+        if not (
+            _fill(self.first, chunk.first, start, end)
+            and _fill(self.second, chunk.second, start, end)
+        ):
             return False
-        self.ids += ids
-        self.times += [timestamp] * len(ids)
-        self.counts += counts
+        self.ids += chunk.ids
+        self.times += chunk.times
+        self.counts += chunk.counts
         self.rows = end
         return True
 
@@ -236,9 +225,8 @@ class _Buffer:
     rows: int = 0
 
     def seal(self) -> None:
-        if self.stage is not None:
-            if self.stage.rows:
-                self.chunks.append(self.stage.seal())
+        if self.stage is not None:  # a stage holds at least one request
+            self.chunks.append(self.stage.seal())
             self.stage = None
 
 
@@ -390,15 +378,16 @@ class PredictionLog:
             InvalidArgumentError: an argument is not acceptable (``field`` names it). Only
                 for a caller's mistake: the store's failures never raise here.
         """
-        timestamp = self._check_request(request_id, model, version, timestamp_ms)
+        _check_request_id(request_id)
+        timestamp = self._check_model(model, version, timestamp_ms)
         ins, rows = _arrays("inputs", inputs, None)
         outs, rows = _arrays("outputs", outputs, rows)
         if rows is None:
             raise InvalidArgumentError(
                 "A logged request needs at least one input or output array.", field="inputs"
             )
-        key = (model, version, PredictionLogKind.PREDICTIONS)
-        return self._append(key, [request_id], timestamp, [rows], rows, ins, outs)
+        chunk = _Chunk([request_id], [timestamp], [rows], rows, ins, outs)
+        return self._append((model, version, PredictionLogKind.PREDICTIONS), chunk)
 
     def log_batch(
         self,
@@ -418,11 +407,9 @@ class PredictionLog:
         Raises:
             InvalidArgumentError: an argument is not acceptable (``field`` names it).
         """
-        timestamp = self._check_request("-", model, version, timestamp_ms)
+        timestamp = self._check_model(model, version, timestamp_ms)
         ids = _list_of(request_ids)
-        if not ids or any(
-            type(i) is not str or not 0 < len(i) <= MAX_REQUEST_ID_LENGTH for i in ids
-        ):
+        if not ids or not all(_is_request_id(i) for i in ids):
             raise InvalidArgumentError(
                 f"The request_ids must be a non-empty list of strings of 1 to "
                 f"{MAX_REQUEST_ID_LENGTH} characters. Got {_short(request_ids)}.",
@@ -446,8 +433,8 @@ class PredictionLog:
             raise InvalidArgumentError(
                 "A logged request needs at least one input or output array.", field="inputs"
             )
-        key = (model, version, PredictionLogKind.PREDICTIONS)
-        return self._append(key, ids, timestamp, counts, total, ins, outs)
+        chunk = _Chunk(ids, [timestamp] * len(ids), counts, total, ins, outs)
+        return self._append((model, version, PredictionLogKind.PREDICTIONS), chunk)
 
     def log_feedback(
         self,
@@ -469,22 +456,18 @@ class PredictionLog:
         Raises:
             InvalidArgumentError: an argument is not acceptable (``field`` names it).
         """
-        timestamp = self._check_request(request_id, model, version, timestamp_ms)
+        _check_request_id(request_id)
+        timestamp = self._check_model(model, version, timestamp_ms)
         if not isinstance(labels, Mapping):
             labels = {DEFAULT_LABEL: labels}
         arrays, rows = _arrays("labels", labels, None)
         if rows is None:
             raise InvalidArgumentError("Feedback needs at least one label.", field="labels")
-        key = (model, version, PredictionLogKind.FEEDBACK)
-        return self._append(key, [request_id], timestamp, [rows], rows, arrays, {})
+        chunk = _Chunk([request_id], [timestamp], [rows], rows, arrays, {})
+        return self._append((model, version, PredictionLogKind.FEEDBACK), chunk)
 
-    def _check_request(self, request_id: Any, model: Any, version: Any, timestamp: Any) -> int:
-        if type(request_id) is not str or not 0 < len(request_id) <= MAX_REQUEST_ID_LENGTH:
-            raise InvalidArgumentError(
-                f"The request_id must be a string of 1 to {MAX_REQUEST_ID_LENGTH} characters. "
-                f"Got {_short(request_id)} instead.",
-                field="request_id",
-            )
+    def _check_model(self, model: Any, version: Any, timestamp: Any) -> int:
+        """Check where rows go (``model``, ``version``) and when; the timestamp as an int."""
         if type(model) is not str or model not in self._models:
             try:
                 validate_model_name(model)
@@ -517,17 +500,9 @@ class PredictionLog:
             )
         return int(timestamp)
 
-    def _append(
-        self,
-        key: _Key,
-        ids: list[str],
-        timestamp: int,
-        counts: list[int],
-        rows: int,
-        first: _Arrays,
-        second: _Arrays,
-    ) -> bool:
-        """Buffer requests ``ids`` (``counts`` rows each, ``rows`` in all) of ``key``."""
+    def _append(self, key: _Key, chunk: _Chunk) -> bool:
+        """Buffer ``chunk``'s requests under ``key``."""
+        rows = chunk.rows
         if rows == 0:
             return True
         with self._lock:
@@ -540,12 +515,11 @@ class PredictionLog:
             if buffer is None:
                 buffer = self._buffers[key] = _Buffer(time.monotonic())
             stage = buffer.stage
-            if stage is None or not stage.add(ids, timestamp, counts, rows, first, second):
+            if stage is None or not stage.add(chunk):
                 buffer.seal()
-                stage = buffer.stage = _Stage.start(ids, timestamp, counts, rows, first, second)
+                stage = buffer.stage = _Stage.start(chunk)
                 if stage is None:  # kept by reference
-                    times = [timestamp] * len(ids)
-                    buffer.chunks.append(_Chunk(ids, times, counts, rows, first, second))
+                    buffer.chunks.append(chunk)
             buffer.rows += rows
             if stage is not None and (
                 stage.rows >= self._max_rows  # the writer is behind: a segment's worth
@@ -724,10 +698,22 @@ class PredictionLog:
 # ---------------------------------------------------------------------------- validation
 
 
+def _is_request_id(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_REQUEST_ID_LENGTH
+
+
+def _check_request_id(request_id: Any) -> None:
+    if not _is_request_id(request_id):
+        raise InvalidArgumentError(
+            f"The request_id must be a string of 1 to {MAX_REQUEST_ID_LENGTH} characters. "
+            f"Got {_short(request_id)} instead.",
+            field="request_id",
+        )
+
+
 def _list_of(values: Any) -> list[Any] | None:
-    """``values`` as a list, or ``None`` if they are a string or not a sequence."""
-    if isinstance(values, list):
-        return values
+    """A new list of ``values`` (numpy integers as ints), or ``None`` if they are a string or
+    not a sequence."""
     if isinstance(values, str | bytes) or not isinstance(values, Sequence | np.ndarray):
         return None
     return [v.item() if isinstance(v, np.integer) else v for v in values]
