@@ -23,7 +23,6 @@ nothing is parsed from strings except ISO dates in datetime columns.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -274,21 +273,14 @@ def _v2_input(item: Any, i: int) -> tuple[str, Any]:
             and dtype.kind != "O"
             and type(name) is str
             and name
-            and type(shape) is list
             and type(data) is list
             and (not data or type(data[0]) is not list)
+            and len(data) == _shape_size(shape)
         ):
-            size = 1
-            for dim in shape:
-                if type(dim) is not int or dim < 0:
-                    break
-                size *= dim
-            else:
-                if len(data) == size:
-                    try:
-                        return name, np.asarray(data, dtype=dtype).reshape(shape)
-                    except (ValueError, TypeError, OverflowError):
-                        pass  # the checks below name the problem
+            try:
+                return name, np.asarray(data, dtype=dtype).reshape(shape)
+            except (ValueError, TypeError, OverflowError):
+                pass  # the checks below name the problem
     where = f"inputs[{i}]"
     if not isinstance(item, dict):
         raise InputError([_problem(where, "not an object", "an object", type(item).__name__)])
@@ -296,9 +288,8 @@ def _v2_input(item: Any, i: int) -> tuple[str, Any]:
     problems = []
     if not isinstance(name, str) or not name:
         problems.append(_problem(f"{where}.name", "missing", "a name", name))
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
+    size = _shape_size(shape)
+    if size is None:
         problems.append(_problem(f"{where}.shape", "not a shape", "a list of sizes", shape))
     if not isinstance(datatype, str) or datatype not in _V2_TYPES:
         problems.append(
@@ -312,7 +303,6 @@ def _v2_input(item: Any, i: int) -> tuple[str, Any]:
     assert isinstance(shape, list)
     assert isinstance(data, list)
     flat = _flatten(data)
-    size = math.prod(shape)
     if len(flat) != size:
         raise InputError([_problem(f"{where}.data", "does not match its shape", size, len(flat))])
     try:
@@ -322,6 +312,18 @@ def _v2_input(item: Any, i: int) -> tuple[str, Any]:
             [_problem(f"{where}.data", f"values are not {datatype}", datatype, None)]
         ) from None
     return name, array
+
+
+def _shape_size(shape: Any) -> int | None:
+    """The number of values a V2 ``shape`` holds; ``None`` if it is not a list of sizes."""
+    if type(shape) is not list:
+        return None
+    size = 1
+    for dim in shape:
+        if type(dim) is not int or dim < 0:
+            return None
+        size *= dim
+    return size
 
 
 def _flatten(data: list[Any]) -> list[Any]:
@@ -346,12 +348,11 @@ def parse_v2(body: Any, signature: Signature | None) -> Payload:
     items = [_v2_input(item, i) for i, item in enumerate(inputs)]
     if not items:
         return Payload(columns={})
-    if len(items) == 1 and (not wants_columns or items[0][1].ndim >= 2):
+    if len(items) == 1 and items[0][1].ndim >= 2:  # one tensor for a columns model
         name, array = items[0]
-        if wants_columns and signature is not None:
-            names = [s.name for s in signature.inputs]  # type: ignore[union-attr]
-            if array.ndim == 2 and name in names and array.shape[1] == 1:
-                return Payload(columns={name: array[:, 0]})
+        names = [s.name for s in signature.inputs]  # type: ignore[union-attr]
+        if array.ndim == 2 and name in names and array.shape[1] == 1:
+            return Payload(columns={name: array[:, 0]})
         return Payload(array=array)
     columns = {}
     for name, array in items:
