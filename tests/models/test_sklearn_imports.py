@@ -14,8 +14,9 @@ from loopml import models
 from loopml.models.flavors.sklearn import is_public_estimator
 
 
-def test_loading_a_sklearn_model_does_not_import_torch(tmp_path: Path) -> None:
-    pytest.importorskip("torch")  # only meaningful where PyTorch is installed
+def _load_in_a_new_process(tmp_path: Path, then: str) -> str:
+    """Save a small model, load it and predict in a fresh interpreter, run ``then`` there;
+    what it printed."""
     model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
     models.save(model, tmp_path / "m")
     script = (
@@ -23,35 +24,34 @@ def test_loading_a_sklearn_model_does_not_import_torch(tmp_path: Path) -> None:
         "from loopml import models\n"
         f"m = models.load({str(tmp_path / 'm')!r})\n"
         "assert m.predict([[0.0], [3.0]]).tolist() == [0, 1]\n"
+    ) + then
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+def test_loading_a_sklearn_model_does_not_import_torch(tmp_path: Path) -> None:
+    pytest.importorskip("torch")  # only meaningful where PyTorch is installed
+    then = (
         "print('torch' in sys.modules)\n"
         "import torch\n"  # and PyTorch still imports afterwards
         "print(torch.__name__)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.split() == ["False", "torch"]
+    assert _load_in_a_new_process(tmp_path, then).split() == ["False", "torch"]
 
 
 def test_loading_a_sklearn_model_does_not_import_all_of_scikit_learn(tmp_path: Path) -> None:
     """skops' list of every estimator imports every scikit-learn module (seconds, ~190 MB);
     loopml asks about each type in the file instead."""
-    model = LogisticRegression().fit([[0.0], [1.0], [2.0], [3.0]], [0, 0, 1, 1])
-    models.save(model, tmp_path / "m")
-    script = (
-        "import sys\n"
-        "from loopml import models\n"
-        f"m = models.load({str(tmp_path / 'm')!r})\n"
-        "assert m.predict([[0.0], [3.0]]).tolist() == [0, 1]\n"
+    then = (
         "print(sorted(n for n in ('sklearn.gaussian_process', 'sklearn.semi_supervised',\n"
         "    'sklearn.cross_decomposition', 'sklearn.utils._testing') if n in sys.modules))\n"
         "import sklearn.utils\n"
         "print(sklearn.utils.all_estimators.__module__)\n"  # put back after skops' import
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.split("\n")[:2] == ["[]", "sklearn.utils.discovery"]
+    printed = _load_in_a_new_process(tmp_path, then)
+    assert printed.split("\n")[:2] == ["[]", "sklearn.utils.discovery"]
 
 
 def test_every_estimator_skops_trusts_is_a_public_estimator() -> None:
@@ -81,5 +81,7 @@ def test_every_estimator_skops_trusts_is_a_public_estimator() -> None:
         "tests.models.test_safety.Doubler",
     ):
         assert not is_public_estimator(name), name
+    for not_a_name in (None, 3, b"sklearn.pipeline.Pipeline", ["sklearn.pipeline.Pipeline"]):
+        assert not is_public_estimator(not_a_name)  # type: ignore[arg-type]
     assert is_public_estimator("sklearn.linear_model._logistic.LogisticRegression")
     assert is_public_estimator("sklearn.feature_extraction.text.TfidfVectorizer")

@@ -20,9 +20,8 @@ def system_arrow_allocator() -> None:
     ``ARROW_DEFAULT_MEMORY_POOL`` already names one. Arrow's default (mimalloc) keeps what
     each thread freed for later, and the prediction log's writer thread builds a Parquet
     segment every second or so under load: about 40 MB more resident memory
-    (docs/benchmarks.md). Arrow reads the variable when it first needs its default pool, so
-    it is set before the server's code (and the workers, which inherit it) first uses
-    Arrow."""
+    (docs/benchmarks.md). pyarrow reads the variable when it is imported, so this runs
+    before the server's code imports it; worker processes inherit it."""
     import os
 
     os.environ.setdefault(ARROW_POOL_ENV, "system")

@@ -789,8 +789,12 @@ def create_app(
         routes.append(Route("/metrics", metrics))
     if config.access_log:
         _enable_access_log()
-    app = _ServingStarlette(routes=routes, lifespan=lifespan)
-    app.fast = {"predict": plain_predict, "v2": v2_infer, "invocations": invocations}
+    fast: dict[str, Callable[[Request], Any]] = {
+        "predict": plain_predict,
+        "v2": v2_infer,
+        "invocations": invocations,
+    }
+    app = _ServingStarlette(fast, routes=routes, lifespan=lifespan)
     app.state.serving = state
     return app
 
@@ -805,7 +809,10 @@ class _ServingStarlette(Starlette):
     it, and so do these paths when the app is mounted under a root path.
     """
 
-    fast: dict[str, Callable[[Request], Any]]
+    def __init__(self, fast: dict[str, Callable[[Request], Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: the handler of each kind of prediction route (see :func:`_fast_route`)
+        self.fast = fast
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):

@@ -108,14 +108,15 @@ def is_public_estimator(type_name: str) -> bool:
     """Whether ``type_name`` (``module.Class``, as skops names types) is a public, concrete
     scikit-learn estimator: one that ``sklearn.utils.all_estimators()`` lists, so one that
     skops trusts by default. Only public scikit-learn modules are imported to find out (the
-    name comes from the file being checked)."""
+    name comes from the file being checked; anything but a string is not one)."""
+    if not isinstance(type_name, str):
+        return False
     module_name, _, class_name = type_name.rpartition(".")
     parts = module_name.split(".")
     if parts[0] != "sklearn" or not class_name.isidentifier() or class_name.startswith("_"):
         return False
     public = []  # the public modules on the way: sklearn.linear_model for ..._logistic
-    for depth in range(2, len(parts) + 1):
-        part = parts[depth - 1]
+    for depth, part in enumerate(parts[1:], start=2):
         if part.startswith("_") or part in _NOT_WALKED or not part.isidentifier():
             break
         public.append(".".join(parts[:depth]))
