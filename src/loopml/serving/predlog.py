@@ -4,8 +4,8 @@ Parquet segments in the blob store.
 :class:`PredictionLog` is called on the request path, so :meth:`PredictionLog.log` (one
 request) and :meth:`PredictionLog.log_batch` (the requests of one predict call) only check
 their arguments and add the rows to an in-memory buffer, under a lock that is never held
-during I/O: rows of one layout are copied into growing column arrays (:class:`_Stage`), other
-rows are kept by reference. One background thread rolls each buffer into a segment
+during I/O: rows of one layout are copied into growing column arrays, other rows are kept by
+reference (:mod:`loopml.serving.segments`). One background thread rolls each buffer into a segment
 when it holds ``max_rows`` rows or its oldest row is ``max_seconds`` old, writes it as Parquet
 (zstd) to the blob store, and records it with
 :meth:`~loopml.storage.protocols.PredictionLogStore.record_prediction_segment`. Segments are
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import atexit
 import io
-import json
 import logging
 import math
 import os
@@ -40,25 +39,26 @@ import time
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from loopml.entities import PredictionLogKind, PredictionSegment
 from loopml.errors import InvalidArgumentError
+from loopml.serving.segments import STAGE_ROW_BYTES, Chunk, Stage, build_table
 from loopml.storage.protocols import PredictionLogStore
 from loopml.storage.validation import validate_model_name, validate_model_version
 
 __all__ = [
+    "BASE_SCHEMA",
     "DEFAULT_LABEL",
     "FEEDBACK_TIMESTAMP",
     "FORMAT_VERSION",
     "INPUT_PREFIX",
     "LABEL_PREFIX",
     "OUTPUT_PREFIX",
+    "STAGE_ROW_BYTES",
     "PredictionLog",
     "join_feedback",
     "read_feedback",
@@ -81,17 +81,11 @@ from loopml.monitoring.logs import (  # noqa: E402 - the format is shared with t
 )
 
 MAX_REQUEST_ID_LENGTH = 256
-ROW_SHAPE_KEY = b"loopml.row_shape"
 _INT64 = 2**63 - 1
 _KNOWN_MODELS_LIMIT = 10_000
 
 # (model, version, kind) -> one buffer, one segment series
 _Key = tuple[str, int | None, PredictionLogKind]
-# arrays of rows per name: a request's inputs and outputs, or labels (and nothing) of feedback
-_Arrays = dict[str, np.ndarray]
-#: a staged row may hold this many bytes at most; wider rows are kept by reference
-STAGE_ROW_BYTES = 65_536
-_STAGE_START_ROWS = 64
 
 
 def _short(value: Any) -> str:
@@ -103,125 +97,10 @@ def _short(value: Any) -> str:
 
 
 @dataclass(slots=True, eq=False)
-class _Chunk:
-    """Requests in a row, their rows in one set of arrays (``first``: inputs or labels,
-    ``second``: outputs)."""
-
-    ids: list[str]
-    times: list[int]
-    counts: list[int]  # rows of each request
-    rows: int
-    first: _Arrays
-    second: _Arrays
-
-
-class _Stage:
-    """Requests with one layout (the same names, dtypes and row shapes), copied into column
-    arrays that grow by doubling: a request's arrays are freed once logged, and a segment's
-    columns are ready without a concatenation."""
-
-    __slots__ = ("capacity", "counts", "first", "ids", "rows", "second", "times")
-
-    def __init__(self, first: _Arrays, second: _Arrays, capacity: int) -> None:
-        self.ids: list[str] = []
-        self.times: list[int] = []
-        self.counts: list[int] = []
-        self.rows = 0
-        self.capacity = capacity
-        self.first = {name: _column_buffer(array, capacity) for name, array in first.items()}
-        self.second = {name: _column_buffer(array, capacity) for name, array in second.items()}
-
-    @staticmethod
-    def start(chunk: _Chunk) -> _Stage | None:
-        """A stage holding ``chunk``'s requests, or ``None`` if their arrays are not worth
-        copying."""
-        width = 0
-        for array in (*chunk.first.values(), *chunk.second.values()):
-            if array.dtype.kind == "U":
-                width += 8
-            elif array.dtype.hasobject and array.dtype.kind != "O":
-                return None  # structured dtypes holding objects
-            else:
-                width += array.itemsize * math.prod(array.shape[1:])
-        if width > STAGE_ROW_BYTES:
-            return None
-        stage = _Stage(chunk.first, chunk.second, max(_STAGE_START_ROWS, chunk.rows))
-        return stage if stage.add(chunk) else None
-
-    def add(self, chunk: _Chunk) -> bool:
-        """Copy ``chunk``'s requests in; ``False`` (and nothing added) if their layout
-        differs."""
-        start = self.rows
-        end = start + chunk.rows
-        if end > self.capacity:
-            self._grow(end)
-        if not (
-            _fill(self.first, chunk.first, start, end)
-            and _fill(self.second, chunk.second, start, end)
-        ):
-            return False
-        self.ids += chunk.ids
-        self.times += chunk.times
-        self.counts += chunk.counts
-        self.rows = end
-        return True
-
-    def _grow(self, rows: int) -> None:
-        capacity = self.capacity = max(rows, 2 * self.capacity)
-        for buffers in (self.first, self.second):
-            for name, old in buffers.items():
-                new = np.empty((capacity, *old.shape[1:]), dtype=old.dtype)
-                new[: self.rows] = old[: self.rows]
-                buffers[name] = new
-
-    def seal(self) -> _Chunk:
-        """The staged requests as a chunk (the column arrays are never written to again:
-        the next requests go to a new stage). Views of them, or copies when less than half
-        of them is used (a stage cut short by a request of another layout)."""
-        rows = self.rows
-        tight = 2 * rows < self.capacity
-
-        def cut(array: np.ndarray) -> np.ndarray:
-            return array[:rows].copy() if tight else array[:rows]
-
-        return _Chunk(
-            self.ids,
-            self.times,
-            self.counts,
-            rows,
-            {name: cut(array) for name, array in self.first.items()},
-            {name: cut(array) for name, array in self.second.items()},
-        )
-
-
-def _column_buffer(array: np.ndarray, capacity: int) -> np.ndarray:
-    dtype = np.dtype(object) if array.dtype.kind == "U" else array.dtype
-    return np.empty((capacity, *array.shape[1:]), dtype=dtype)
-
-
-def _fill(buffers: _Arrays, arrays: _Arrays, start: int, end: int) -> bool:
-    """Copy ``arrays`` into rows ``start:end`` of ``buffers``; ``False`` if the names, a
-    dtype or a row shape differ (rows past the stage's end may then hold a part of the
-    request: they are overwritten by the next one)."""
-    if len(arrays) != len(buffers):
-        return False
-    for name, array in arrays.items():
-        buffer = buffers.get(name)
-        if buffer is None or array.shape[1:] != buffer.shape[1:]:
-            return False
-        if array.dtype != buffer.dtype and not (
-            array.dtype.kind == "U" and buffer.dtype.kind == "O"
-        ):
-            return False
-        buffer[start:end] = array
-    return True
-
-
-@dataclass(slots=True, eq=False)
 class _Buffer:
     since: float  # monotonic time of its oldest row
-    chunks: list[_Chunk] = field(default_factory=list)
-    stage: _Stage | None = None  # the newest requests, after the chunks
+    chunks: list[Chunk] = field(default_factory=list)
+    stage: Stage | None = None  # the newest requests, after the chunks
     rows: int = 0
 
     def seal(self) -> None:
@@ -233,17 +112,17 @@ class _Buffer:
 @dataclass(slots=True, eq=False)
 class _Batch:
     key: _Key
-    chunks: list[_Chunk]
+    chunks: list[Chunk]
     rows: int
     attempts: int = 0
     not_before: float = 0.0
     data: bytes | None = None  # the Parquet bytes, kept for the retry
 
 
-def _runs(chunks: list[_Chunk], max_rows: int) -> tuple[list[tuple[list[_Chunk], int]], int]:
+def _runs(chunks: list[Chunk], max_rows: int) -> tuple[list[tuple[list[Chunk], int]], int]:
     """``chunks`` cut into runs of at least ``max_rows`` rows (at chunk boundaries): the
     full runs, and the index where the unfinished rest starts."""
-    runs: list[tuple[list[_Chunk], int]] = []
+    runs: list[tuple[list[Chunk], int]] = []
     start = rows = 0
     for index, chunk in enumerate(chunks):
         rows += chunk.rows
@@ -386,7 +265,7 @@ class PredictionLog:
             raise InvalidArgumentError(
                 "A logged request needs at least one input or output array.", field="inputs"
             )
-        chunk = _Chunk([request_id], [timestamp], [rows], rows, ins, outs)
+        chunk = Chunk([request_id], [timestamp], [rows], rows, ins, outs)
         return self._append((model, version, PredictionLogKind.PREDICTIONS), chunk)
 
     def log_batch(
@@ -433,7 +312,7 @@ class PredictionLog:
             raise InvalidArgumentError(
                 "A logged request needs at least one input or output array.", field="inputs"
             )
-        chunk = _Chunk(ids, [timestamp] * len(ids), counts, total, ins, outs)
+        chunk = Chunk(ids, [timestamp] * len(ids), counts, total, ins, outs)
         return self._append((model, version, PredictionLogKind.PREDICTIONS), chunk)
 
     def log_feedback(
@@ -463,7 +342,7 @@ class PredictionLog:
         arrays, rows = _arrays("labels", labels, None)
         if rows is None:
             raise InvalidArgumentError("Feedback needs at least one label.", field="labels")
-        chunk = _Chunk([request_id], [timestamp], [rows], rows, arrays, {})
+        chunk = Chunk([request_id], [timestamp], [rows], rows, arrays, {})
         return self._append((model, version, PredictionLogKind.FEEDBACK), chunk)
 
     def _check_model(self, model: Any, version: Any, timestamp: Any) -> int:
@@ -500,7 +379,7 @@ class PredictionLog:
             )
         return int(timestamp)
 
-    def _append(self, key: _Key, chunk: _Chunk) -> bool:
+    def _append(self, key: _Key, chunk: Chunk) -> bool:
         """Buffer ``chunk``'s requests under ``key``."""
         rows = chunk.rows
         if rows == 0:
@@ -517,7 +396,7 @@ class PredictionLog:
             stage = buffer.stage
             if stage is None or not stage.add(chunk):
                 buffer.seal()
-                stage = buffer.stage = _Stage.start(chunk)
+                stage = buffer.stage = Stage.start(chunk)
                 if stage is None:  # kept by reference
                     buffer.chunks.append(chunk)
             buffer.rows += rows
@@ -784,193 +663,6 @@ def _arrays(name: str, values: Any, rows: int | None) -> tuple[dict[str, np.ndar
             )
         arrays[key] = array
     return arrays, rows
-
-
-# ---------------------------------------------------------------------------- the table
-
-
-def build_table(
-    kind: PredictionLogKind | str,
-    version: int | None,
-    chunks: Sequence[_Chunk],
-    *,
-    model: str = "",
-) -> pa.Table:
-    """The Arrow table of one segment (see ``docs/prediction-log.md`` for its schema)."""
-    kind = PredictionLogKind(kind)
-    requests = sum(len(chunk.ids) for chunk in chunks)
-    counts = np.fromiter(chain.from_iterable(c.counts for c in chunks), np.int64, requests)
-    total = int(counts.sum())
-    ids = pa.array(list(chain.from_iterable(chunk.ids for chunk in chunks)), pa.string())
-    times = np.fromiter(chain.from_iterable(c.times for c in chunks), np.int64, requests)
-    if total == requests:  # one row per request (the usual case)
-        row = np.zeros(total, dtype=np.int32)
-    else:
-        which = np.repeat(np.arange(requests), counts)
-        ids = ids.take(pa.array(which))
-        times = times[which]
-        starts = np.cumsum(counts) - counts
-        row = (np.arange(total) - starts[which]).astype(np.int32)
-    if version is None:
-        versions = pa.nulls(total, pa.int32())
-    else:
-        versions = pa.array(np.full(total, version, dtype=np.int32))
-    fields = list(BASE_SCHEMA)
-    columns: list[pa.Array] = [ids, pa.array(times), versions, pa.array(row)]
-    prefixes = (
-        (LABEL_PREFIX, "") if kind is PredictionLogKind.FEEDBACK else (INPUT_PREFIX, OUTPUT_PREFIX)
-    )
-    sizes = np.fromiter((chunk.rows for chunk in chunks), np.int64, len(chunks))
-    groups = ((prefixes[0], [c.first for c in chunks]), (prefixes[1], [c.second for c in chunks]))
-    for prefix, arrays in groups:
-        names: dict[str, None] = {}
-        for found in arrays:
-            names.update(dict.fromkeys(found))
-        for name in names:
-            parts = [found.get(name) for found in arrays]
-            column, metadata = _column(parts, sizes)
-            fields.append(pa.field(prefix + name, column.type, metadata=metadata))
-            columns.append(column)
-    metadata = {
-        b"loopml.prediction_log": FORMAT_VERSION.encode(),
-        b"loopml.kind": kind.value.encode(),
-        b"loopml.model": model.encode(),
-        b"loopml.model_version": b"" if version is None else str(version).encode(),
-    }
-    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=metadata))
-
-
-def _column(
-    parts: list[np.ndarray | None], counts: np.ndarray
-) -> tuple[pa.Array, dict[bytes, bytes] | None]:
-    """One feature's Arrow column from each request's array (``None``: the request did not
-    have it, so its rows are null)."""
-    present = [p for p in parts if p is not None]
-    if max({p.ndim for p in present}) > 1:
-        return _list_column(parts, counts, present)
-    return _flat_column(parts, counts, present), None
-
-
-def _list_column(
-    parts: list[np.ndarray | None], counts: np.ndarray, present: list[np.ndarray]
-) -> tuple[pa.Array, dict[bytes, bytes] | None]:
-    """Arrays of 2 or more dimensions: each row's values (flattened in C order) as a list."""
-    shapes = {p.shape[1:] for p in present}
-    if len(present) == len(parts) and len(shapes) == 1:  # the usual case: one concatenation
-        shape = next(iter(shapes))
-        width = math.prod(shape)
-        total = int(counts.sum())
-        if total * width < 2**31 - 1:
-            joined = np.concatenate(present).reshape(-1)
-            items = _flat_column([joined], None, [joined])
-            offsets = np.arange(0, (total + 1) * width, width, dtype=np.int32)
-            fast = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), items)
-            return fast, {ROW_SHAPE_KEY: json.dumps(list(shape)).encode()}
-    lengths: list[np.ndarray] = []
-    masks: list[np.ndarray] = []
-    values: list[np.ndarray] = []
-    for part, count in zip(parts, counts.tolist(), strict=True):
-        if part is None:
-            lengths.append(np.zeros(count, dtype=np.int64))
-            masks.append(np.ones(count, dtype=bool))
-            continue
-        flat = part.reshape(count, -1)
-        lengths.append(np.full(count, flat.shape[1], dtype=np.int64))
-        masks.append(np.zeros(count, dtype=bool))
-        values.append(flat.reshape(-1))
-    sizes = np.concatenate(lengths)
-    offsets = np.concatenate([[0], np.cumsum(sizes)])
-    items = _flat_column(values, None, values) if values else pa.array([], pa.null())
-    mask = np.concatenate(masks)
-    if offsets[-1] < 2**31 - 1:
-        column: pa.Array = pa.ListArray.from_arrays(
-            pa.array(offsets, pa.int32()), items, mask=pa.array(mask) if mask.any() else None
-        )
-    else:
-        column = pa.LargeListArray.from_arrays(
-            pa.array(offsets, pa.int64()), items, mask=pa.array(mask) if mask.any() else None
-        )
-    if len(shapes) == 1:
-        return column, {ROW_SHAPE_KEY: json.dumps(list(shapes.pop())).encode()}
-    return column, None
-
-
-_NUMERIC = frozenset("biuf")
-
-
-def _category(dtype: np.dtype[Any]) -> str:
-    kind = dtype.kind
-    if kind in _NUMERIC:
-        return "number"
-    if kind in "UO":
-        return "object"
-    if kind == "S":
-        return "bytes"
-    if kind == "M":
-        return "datetime"
-    return "text"  # complex, timedelta, structured: stored as their text
-
-
-def _flat_column(
-    parts: Sequence[np.ndarray | None],
-    counts: np.ndarray | None,
-    present: Sequence[np.ndarray],
-) -> pa.Array:
-    """1-D arrays (``None``: that many null rows; ``present``: the others) as one Arrow
-    array."""
-    dtypes = {p.dtype for p in present}
-    categories = {_category(d) for d in dtypes}
-    category = categories.pop() if len(categories) == 1 else "text"
-    if category in ("number", "datetime"):
-        try:
-            dtype = np.result_type(*dtypes)
-        except TypeError:
-            category = "text"
-        else:
-            if dtype == np.float16:
-                dtype = np.dtype(np.float32)  # not every Parquet reader has float16
-            return _masked(parts, counts, present, dtype)
-    values = _objects(parts, counts, text=category == "text")
-    try:
-        return pa.array(values, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError, TypeError, OverflowError):
-        return pa.array(_objects(parts, counts, text=True), pa.string(), from_pandas=True)
-
-
-def _masked(
-    parts: Sequence[np.ndarray | None],
-    counts: np.ndarray | None,
-    present: Sequence[np.ndarray],
-    dtype: np.dtype[Any],
-) -> pa.Array:
-    if len(present) == len(parts):
-        return pa.array(np.concatenate(present).astype(dtype, copy=False))
-    assert counts is not None
-    sizes = [int(n) for n in counts.tolist()]
-    filled = [
-        np.zeros(n, dtype=dtype) if p is None else p.astype(dtype, copy=False)
-        for p, n in zip(parts, sizes, strict=True)
-    ]
-    mask = np.concatenate(
-        [np.full(n, p is None, dtype=bool) for p, n in zip(parts, sizes, strict=True)]
-    )
-    return pa.array(np.concatenate(filled), mask=mask)
-
-
-def _objects(
-    parts: Sequence[np.ndarray | None], counts: np.ndarray | None, *, text: bool
-) -> np.ndarray:
-    """The values as one object array (``None`` for missing rows); as text with ``text``."""
-    pieces = []
-    for index, part in enumerate(parts):
-        if part is None:
-            assert counts is not None
-            pieces.append(np.full(int(counts[index]), None, dtype=object))
-        elif text:
-            pieces.append(np.array([None if v is None else str(v) for v in part], dtype=object))
-        else:
-            pieces.append(part.astype(object, copy=False))
-    return np.concatenate(pieces) if pieces else np.array([], dtype=object)
 
 
 # ---------------------------------------------------------------------------- process hooks
