@@ -85,3 +85,92 @@ def test_every_estimator_skops_trusts_is_a_public_estimator() -> None:
         assert not is_public_estimator(not_a_name)  # type: ignore[arg-type]
     assert is_public_estimator("sklearn.linear_model._logistic.LogisticRegression")
     assert is_public_estimator("sklearn.feature_extraction.text.TfidfVectorizer")
+
+
+def test_skops_ufunc_lists_are_the_ones_skops_makes(tmp_path: Path) -> None:
+    """loopml hands skops a faster ``get_public_type_names`` for its import: the lists skops
+    then holds are the ones its own function gives, and its own is put back."""
+    then = (
+        "import numpy as np, scipy.special\n"
+        "from skops.io import _trusted_types as t, _utils as u\n"
+        "from skops.utils._fixes import get_scipy_ufunc_wrapper_type\n"
+        "own = u.get_public_type_names\n"
+        "print(own.__module__)\n"
+        "scipy_names = set(own(scipy.special, np.ufunc))\n"
+        "wrapper = get_scipy_ufunc_wrapper_type()\n"
+        "if wrapper is not None:\n"
+        "    scipy_names |= set(own(scipy.special, wrapper))\n"
+        "print(sorted(scipy_names) == sorted(t.SCIPY_UFUNC_TYPE_NAMES), len(scipy_names))\n"
+        "numpy_names = own(np, np.ufunc)\n"
+        "print(numpy_names == t.NUMPY_UFUNC_TYPE_NAMES, len(numpy_names))\n"
+    )
+    lines = _load_in_a_new_process(tmp_path, then).split("\n")
+    assert lines[0] == "skops.io._utils"
+    same_scipy, scipy_count = lines[1].split()
+    same_numpy, numpy_count = lines[2].split()
+    assert (same_scipy, same_numpy) == ("True", "True")
+    assert int(scipy_count) > 100
+    assert int(numpy_count) > 50
+
+
+class _Anonymous:
+    """Like a ufunc: no ``__module__`` of its own, so skops looks for it in every module."""
+
+    __module__ = None  # type: ignore[assignment]
+
+    def __init__(self, name: str) -> None:
+        self.__name__ = name
+
+
+def test_public_type_names_answers_as_skops_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-pass search names each object after the first module that has it, as skops'
+    ``whichmodule`` does: past modules with a module ``__getattr__``, objects in
+    ``sys.modules`` that are not modules, another object under the same name, and an object
+    that no module holds under its name."""
+    import types
+
+    import numpy as np
+    import scipy.special
+    from skops.io._utils import get_public_type_names, whichmodule
+
+    from loopml.models.flavors._skops_import import public_type_names
+
+    alpha, beta, gamma, delta, omega = (
+        _Anonymous(n) for n in ("alpha", "beta", "gamma", "delta", "omega")
+    )
+
+    def module(name: str, **attrs: object) -> types.ModuleType:
+        made = types.ModuleType(name)
+        vars(made).update(attrs)
+        monkeypatch.setitem(sys.modules, name, made)
+        return made
+
+    module("loopml_probe.other", delta=_Anonymous("delta"))  # same name, another object
+    module("loopml_probe.first", alpha=alpha)
+    module("loopml_probe.lazy", __getattr__=lambda n: {"beta": beta}[n] if n == "beta" else 0)
+    monkeypatch.setitem(sys.modules, "loopml_probe.namespace", types.SimpleNamespace(gamma=gamma))
+    monkeypatch.setitem(sys.modules, "loopml_probe.gone", None)
+    source = module(
+        "loopml_probe.source",
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        delta=delta,
+        eps=omega,  # held under another name: found in no module
+        number=3,
+        named=_Anonymous("named"),
+    )
+    source.named.__class__ = type("Named", (_Anonymous,), {"__module__": "loopml_probe.mod"})
+    expected = get_public_type_names(source, _Anonymous)
+    assert public_type_names(source, _Anonymous, whichmodule) == expected
+    assert expected == [
+        "loopml_probe.first.alpha",
+        "loopml_probe.lazy.beta",
+        "loopml_probe.mod.named",
+        "loopml_probe.namespace.gamma",
+        "loopml_probe.source.delta",
+    ]
+    for real in (scipy.special, np):  # and on this process's own modules
+        found = public_type_names(real, np.ufunc, whichmodule)
+        assert found == get_public_type_names(real, np.ufunc)
+        assert found

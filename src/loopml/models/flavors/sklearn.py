@@ -16,13 +16,12 @@ that fails the check is refused with an :class:`~loopml.errors.IntegrityError`. 
 type that skops does not trust still needs ``trusted=True``.
 
 skops trusts every public scikit-learn estimator, and lists them when it is imported with
-``sklearn.utils.all_estimators()``, which imports every module of scikit-learn: about 1.5 s
-and 190 MB in every process that loads a model (a model server's cold start and memory).
-loopml imports skops with that list empty and asks the same question of each estimator type
-a file names instead (:func:`is_public_estimator`): a concrete subclass of ``BaseEstimator``
-that a public scikit-learn module on the way to its own exports under its name, which is what
-``all_estimators`` finds (a test checks that every estimator it lists passes). In such a
-process, skops called directly trusts fewer types (it asks for ``trusted=`` more), never more.
+``sklearn.utils.all_estimators()``, which imports every module of scikit-learn (see
+:mod:`loopml.models.flavors._skops_import` for how loopml imports skops). loopml asks the
+same question of each estimator type a file names instead (:func:`is_public_estimator`): a
+concrete subclass of ``BaseEstimator`` that a public scikit-learn module on the way to its
+own exports under its name, which is what ``all_estimators`` finds (a test checks that every
+estimator it lists passes).
 
 The framework is only imported inside functions: this module is imported by the flavor
 registry without importing scikit-learn or skops.
@@ -31,21 +30,18 @@ registry without importing scikit-learn or skops.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.metadata
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from loopml.errors import (
     IntegrityError,
     InvalidArgumentError,
     LoopmlError,
-    MissingDependencyError,
     UntrustedModelError,
 )
 from loopml.models.flavors._base import Flavor, SavedFlavor
+from loopml.models.flavors._skops_import import import_skops
 from loopml.storage.paths import join_under
 
 __all__ = ["CHECKED_TYPES", "FLAVOR", "SklearnFlavor", "check_trees", "is_public_estimator"]
@@ -56,46 +52,6 @@ _TRUST_ADVICE = (
     "whose data can crash the process when crafted); pass trusted=True only for a model "
     "whose source you trust"
 )
-
-
-class _WithoutTorch(importlib.abc.MetaPathFinder):
-    """Makes ``import torch`` fail while skops is imported.
-
-    skops lists the types it trusts by walking scikit-learn's modules, which reaches
-    ``sklearn.externals.array_api_compat.torch`` and so imports PyTorch when it is installed:
-    seconds and ~180 MB of memory in every process that loads a scikit-learn model (a model
-    server worker). Neither skops nor scikit-learn needs it to read a scikit-learn model.
-    """
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("PyTorch is not imported while skops is (loopml sklearn flavor)")
-        return None
-
-
-def _no_estimators(*_args: Any, **_kwargs: Any) -> list[Any]:
-    return []
-
-
-def _skops(purpose: str) -> ModuleType:
-    if "skops.io" in sys.modules:
-        return sys.modules["skops.io"]
-    guard = _WithoutTorch() if "torch" not in sys.modules else None
-    if guard is not None:
-        sys.meta_path.insert(0, guard)
-    try:
-        utils: Any = importlib.import_module("sklearn.utils")
-        walk = utils.all_estimators
-        utils.all_estimators = _no_estimators  # see the module docstring
-        try:
-            return importlib.import_module("skops.io")
-        finally:
-            utils.all_estimators = walk
-    except ImportError as exc:
-        raise MissingDependencyError.for_extra("skops", "sklearn", purpose) from exc
-    finally:
-        if guard is not None:
-            sys.meta_path.remove(guard)
 
 
 #: module names ``sklearn.utils.all_estimators`` skips
@@ -157,7 +113,7 @@ class SklearnFlavor(Flavor):
         return any(_from_sklearn(cls) for cls in type(model).__mro__)
 
     def save(self, model: Any, folder: Path) -> SavedFlavor:
-        sio = _skops("Saving a scikit-learn model")
+        sio = import_skops("Saving a scikit-learn model")
         sio.dump(model, join_under(folder, _MODEL_FILE))
         cls = type(model)
         return SavedFlavor(
@@ -173,7 +129,7 @@ class SklearnFlavor(Flavor):
         )
 
     def load(self, folder: Path, saved: SavedFlavor, *, trusted: bool) -> Any:
-        sio = _skops("Loading a scikit-learn model")
+        sio = import_skops("Loading a scikit-learn model")
         file_name = str(saved.options.get("file", _MODEL_FILE))
         path = join_under(folder, file_name)
         untrusted = _read(sio.get_untrusted_types, file_name, file=path)
