@@ -315,3 +315,21 @@ def test_stored_results_are_exported_as_gauges(server: Server, registered: Regis
         if name == "loopml_monitor_quality_findings"
     }
     assert findings.get("mean_texture", 0) >= 1
+
+
+def test_a_server_imports_monitoring_only_for_a_monitor() -> None:
+    """The model server's modules leave drift and profiling code (and httpx) unimported until
+    a monitor needs them: a server's cold start without monitors does not pay for them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "import loopml.serving.factory\n"
+        "print(sorted(m for m in ('loopml.monitoring', 'loopml.data.profile', 'httpx')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -33,15 +33,16 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from loopml.data.profile import Profile
 from loopml.errors import InvalidArgumentError
-from loopml.monitoring import DriftRule, WindowSketch, compare
-from loopml.monitoring.monitors import parse_window
 from loopml.storage.refs import parse_ref
+
+if TYPE_CHECKING:  # imported where used: a server without monitors never needs them
+    from loopml.data.profile import Profile
+    from loopml.monitoring import WindowSketch
 
 __all__ = ["LiveMonitors", "input_names"]
 
@@ -215,6 +216,9 @@ class LiveMonitors:
     def _state(
         self, store: Any, name: str, spec: Mapping[str, Any], names: Sequence[str] | None
     ) -> _Monitor | None:
+        from loopml.monitoring import WindowSketch
+        from loopml.monitoring.monitors import parse_window
+
         try:
             window_ms = parse_window(spec.get("window"))
         except InvalidArgumentError:
@@ -262,6 +266,8 @@ class LiveMonitors:
         key = (str(info.name), int(info.version))
         profile = self._profiles.get(key)
         if profile is None:
+            from loopml.data.profile import Profile
+
             if len(self._profiles) > 100:
                 self._profiles.clear()
             profile = self._profiles[key] = Profile.from_dict(info.profile)
@@ -414,6 +420,8 @@ def _prediction(output: Any) -> Any:
 def _drift(monitor: _Monitor, sketch: WindowSketch) -> dict[str, Any]:
     """The evaluation of one window: ``insufficient_data`` below the monitor's ``min_rows``
     (as a monitor's check says), else the drift of each column against the reference."""
+    from loopml.monitoring import DriftRule, compare
+
     result = _empty_result(sketch.num_rows)
     if sketch.num_rows < monitor.min_rows:
         return result
