@@ -67,7 +67,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-from loopml.monitoring.logs import (  # noqa: E402 - the format is shared with the readers
+from loopml.storage.prediction_segments import (  # noqa: E402 - the format is shared with the readers
     BASE_SCHEMA,
     DEFAULT_LABEL,
     FEEDBACK_TIMESTAMP,

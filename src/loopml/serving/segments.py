@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from loopml.entities import PredictionLogKind
-from loopml.monitoring.logs import (
+from loopml.storage.prediction_segments import (
     BASE_SCHEMA,
     FORMAT_VERSION,
     INPUT_PREFIX,
