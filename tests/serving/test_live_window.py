@@ -319,16 +319,16 @@ def test_stored_results_are_exported_as_gauges(server: Server, registered: Regis
 
 def test_a_server_imports_monitoring_only_for_a_monitor() -> None:
     """The model server's modules, its prediction log's included, leave drift and profiling
-    code (and httpx) unimported until a monitor needs them: a server's cold start without
-    monitors does not pay for them."""
+    code (and httpx) unimported until a monitor needs them, and model evaluation always: a
+    server's cold start does not pay for them."""
     import subprocess
     import sys
 
     script = (
         "import sys\n"
         "import loopml.serving.factory, loopml.serving.predlog, loopml.serving.segments\n"
-        "print(sorted(m for m in ('loopml.monitoring', 'loopml.data.profile', 'httpx')"
-        " if m in sys.modules))\n"
+        "print(sorted(m for m in ('loopml.monitoring', 'loopml.data.profile', 'httpx',"
+        " 'loopml.models.evaluation') if m in sys.modules))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True

@@ -11,12 +11,22 @@ Importing this package does not import any framework (scikit-learn, skops, PyTor
 XGBoost...) nor cloudpickle: flavors are imported when a model of theirs is saved or loaded.
 """
 
+from typing import TYPE_CHECKING
+
 from loopml.models._loading import clear_cache, load
-from loopml.models.evaluation import Comparison, EvaluationResult, compare, evaluate
 from loopml.models.loaded import LoadedModel
 from loopml.models.package import ModelInfo, ModelPackage, log_model, save
 from loopml.models.signature import Signature, infer_signature
 from loopml.models.uris import resolve_package
+
+if TYPE_CHECKING:
+    from loopml.models.evaluation import Comparison, EvaluationResult, compare, evaluate
+
+#: imported on first use: a model server loads models but never evaluates them
+_LAZY = {
+    name: "loopml.models.evaluation"
+    for name in ("Comparison", "EvaluationResult", "compare", "evaluate")
+}
 
 __all__ = [
     "Comparison",
@@ -34,3 +44,18 @@ __all__ = [
     "resolve_package",
     "save",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'loopml.models' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
