@@ -156,4 +156,5 @@ def serve(
         timeout_graceful_shutdown=30,
         log_level="warning",
         access_log=False,
+        ws="none",  # no WebSocket routes: nor their protocol's imports at start
     )
