@@ -7,6 +7,7 @@ profile (the reference that monitoring compares production windows against).
 
 from typing import TYPE_CHECKING
 
+from loopml import _lazy
 from loopml.data._add import AddStats
 from loopml.data._manifest import FileEntry
 from loopml.data.datasets import (
@@ -75,16 +76,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopml.data' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy.lazy_names(__name__, _LAZY, globals(), __all__)

@@ -13,6 +13,7 @@ XGBoost...) nor cloudpickle: flavors are imported when a model of theirs is save
 
 from typing import TYPE_CHECKING
 
+from loopml import _lazy
 from loopml.models._loading import clear_cache, load
 from loopml.models.loaded import LoadedModel
 from loopml.models.package import ModelInfo, ModelPackage, log_model, save
@@ -46,16 +47,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'loopml.models' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy.lazy_names(__name__, _LAZY, globals(), __all__)
