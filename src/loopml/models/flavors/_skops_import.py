@@ -56,6 +56,7 @@ class _FastTypeNames(importlib.abc.MetaPathFinder):
     def __init__(self) -> None:
         self.utils: Any = None  # skops.io._utils, once patched
         self.original: Any = None
+        self.loader: importlib.abc.Loader | None = None  # its own loader
 
     def find_spec(
         self, name: str, path: Sequence[str] | None = None, target: object = None
@@ -65,6 +66,7 @@ class _FastTypeNames(importlib.abc.MetaPathFinder):
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         if spec is None or not isinstance(spec.loader, importlib.abc.Loader):
             return spec
+        self.loader = spec.loader
         spec.loader = _PatchingLoader(spec.loader, self.patch)
         return spec
 
@@ -82,8 +84,10 @@ class _FastTypeNames(importlib.abc.MetaPathFinder):
         utils.get_public_type_names = names
 
     def restore(self) -> None:
+        """skops' own function and the module's own loader, as if nothing happened."""
         if self.utils is not None:
             self.utils.get_public_type_names = self.original
+            self.utils.__loader__ = self.utils.__spec__.loader = self.loader
 
 
 class _PatchingLoader(importlib.abc.Loader):
@@ -98,6 +102,9 @@ class _PatchingLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)
         self.then(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_filename...: the module's own
+        return getattr(self.loader, name)
 
 
 def _no_estimators(*_args: Any, **_kwargs: Any) -> list[Any]:
