@@ -47,6 +47,18 @@ import pyarrow.parquet as pq
 from loopml.entities import PredictionLogKind, PredictionSegment
 from loopml.errors import InvalidArgumentError
 from loopml.serving.segments import STAGE_ROW_BYTES, Chunk, Stage, build_table
+from loopml.storage.prediction_segments import (  # the format, shared with the readers
+    BASE_SCHEMA,
+    DEFAULT_LABEL,
+    FEEDBACK_TIMESTAMP,
+    FORMAT_VERSION,
+    INPUT_PREFIX,
+    LABEL_PREFIX,
+    OUTPUT_PREFIX,
+    join_feedback,
+    read_feedback,
+    read_predictions,
+)
 from loopml.storage.protocols import PredictionLogStore
 from loopml.storage.validation import validate_model_name, validate_model_version
 
@@ -66,19 +78,6 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
-
-from loopml.storage.prediction_segments import (  # noqa: E402 - the format is shared with the readers
-    BASE_SCHEMA,
-    DEFAULT_LABEL,
-    FEEDBACK_TIMESTAMP,
-    FORMAT_VERSION,
-    INPUT_PREFIX,
-    LABEL_PREFIX,
-    OUTPUT_PREFIX,
-    join_feedback,
-    read_feedback,
-    read_predictions,
-)
 
 MAX_REQUEST_ID_LENGTH = 256
 _INT64 = 2**63 - 1
