@@ -89,15 +89,15 @@ class Stage:
     def add(self, chunk: Chunk) -> bool:
         """Copy ``chunk``'s requests in; ``False`` (and nothing added) if their layout
         differs."""
+        if not (_same_layout(self.first, chunk.first) and _same_layout(self.second, chunk.second)):
+            return False
         start = self.rows
         end = start + chunk.rows
         if end > self.capacity:
             self._grow(end)
-        if not (
-            _fill(self.first, chunk.first, start, end)
-            and _fill(self.second, chunk.second, start, end)
-        ):
-            return False
+        for buffers, arrays in ((self.first, chunk.first), (self.second, chunk.second)):
+            for name, array in arrays.items():
+                buffers[name][start:end] = array
         self.ids += chunk.ids
         self.times += chunk.times
         self.counts += chunk.counts
@@ -137,10 +137,9 @@ def _column_buffer(array: np.ndarray, capacity: int) -> np.ndarray:
     return np.empty((capacity, *array.shape[1:]), dtype=dtype)
 
 
-def _fill(buffers: Arrays, arrays: Arrays, start: int, end: int) -> bool:
-    """Copy ``arrays`` into rows ``start:end`` of ``buffers``; ``False`` if the names, a
-    dtype or a row shape differ (rows past the stage's end may then hold a part of the
-    request: they are overwritten by the next one)."""
+def _same_layout(buffers: Arrays, arrays: Arrays) -> bool:
+    """Whether ``arrays`` fit ``buffers``: the same names, dtypes (text goes to object
+    columns) and row shapes."""
     if len(arrays) != len(buffers):
         return False
     for name, array in arrays.items():
@@ -151,7 +150,6 @@ def _fill(buffers: Arrays, arrays: Arrays, start: int, end: int) -> bool:
             array.dtype.kind == "U" and buffer.dtype.kind == "O"
         ):
             return False
-        buffer[start:end] = array
     return True
 
 
