@@ -201,7 +201,8 @@ class ServingApp:
         """What a deployment's batcher tells about each predict call it answered: the
         prediction log gets the call's requests at once (a shadow's answers go under
         ``<model>.shadow``, apart from what clients received) and the live monitor windows
-        get the rows clients received. Neither blocks; the batcher ignores what they raise."""
+        get the rows clients received. Neither blocks; the batcher logs and ignores what they
+        raise, so a request never fails for them."""
         log, live = self.prediction_log, self.live
         shadow = deployment.role == "shadow"
         if log is None and (live is None or shadow):
@@ -216,18 +217,15 @@ class ServingApp:
                 return
             inputs = batch.columns if batch.columns is not None else {"input": batch.tensor}
             outputs = output if isinstance(output, dict) else {"prediction": output}
-            try:
-                log.log_batch(
-                    ids,  # type: ignore[arg-type] # every route gives its request id
-                    rows,
-                    model,
-                    version,
-                    inputs,
-                    outputs,
-                    int(time.time() * 1000),
-                )
-            except Exception:  # the log never fails a request
-                logger.exception("the prediction log refused a batch")
+            log.log_batch(
+                ids,  # type: ignore[arg-type] # every route gives its request id
+                rows,
+                model,
+                version,
+                inputs,
+                outputs,
+                int(time.time() * 1000),
+            )
 
         return on_answer
 
